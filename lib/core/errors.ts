@@ -1,0 +1,75 @@
+/**
+ * Every error this library raises extends {@link LockError}, so one `instanceof` check catches
+ * them all, while the subclasses name the cause. They are plain classes (no HTTP types) so that
+ * HTTP, RPC and WebSocket layers can each map them their own way.
+ */
+export class LockError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A resource name, option or argument is invalid. Raised before any call to etcd. */
+export class InvalidLockArgumentError extends LockError {
+  constructor(
+    /** The option or argument at fault, e.g. `ttl` or `resource`. */
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`Invalid ${field}: ${reason}`);
+  }
+}
+
+/** The lock was still held by someone else when the wait timeout ran out. */
+export class LockTimeoutError extends LockError {
+  constructor(
+    readonly resource: string,
+    readonly waitTimeoutMs: number,
+  ) {
+    super(`Timed out after ${waitTimeoutMs} ms waiting for lock "${resource}"`);
+  }
+}
+
+/** A try-only acquisition found the lock held; nothing was queued. */
+export class LockBusyError extends LockError {
+  constructor(readonly resource: string) {
+    super(`Lock "${resource}" is held by another owner`);
+  }
+}
+
+/**
+ * The lock can no longer be trusted: its lease expired or could not be renewed in time, its key
+ * was deleted, or the client was closed. Code protected by the lock must stop; writes must carry
+ * the fencing token so that the store itself rejects a stale holder.
+ */
+export class LockLostError extends LockError {
+  constructor(
+    readonly resource: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Lock "${resource}" lost: ${reason}`, options);
+  }
+}
+
+/** etcd could not be reached (or did not answer in time). `cause` holds the client's error. */
+export class EtcdUnavailableError extends LockError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`etcd unavailable: ${reason}`, options);
+  }
+}
+
+/** etcd refused our credentials or permissions. Retrying will not help. */
+export class EtcdAuthenticationError extends LockError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`etcd refused the credentials: ${reason}`, options);
+  }
+}
+
+/** The lock client was closed (application shutdown); no new lock can be taken. */
+export class LockClientClosedError extends LockError {
+  constructor() {
+    super('The lock client is closed');
+  }
+}

@@ -1,0 +1,170 @@
+import type { Etcd3 } from 'etcd3';
+import { DeletionWatch } from './deletion-watch.js';
+import { LockBusyError, LockLostError } from './errors.js';
+import { toLockError } from './etcd-errors.js';
+import { LockHandle } from './handle.js';
+import { resourcePrefix } from './keys.js';
+import type { LockLogger } from './logger.js';
+import type { Enqueued, QueueStore, QueueView } from './queue-store.js';
+import type { Session } from './session.js';
+import { WaitScope } from './wait-scope.js';
+
+export interface MutexAcquireOptions {
+  waitTimeoutMs: number;
+  tryOnly: boolean;
+  signal?: AbortSignal;
+}
+
+/** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
+const WATCH_RETRY_MS = 50;
+
+/**
+ * etcd's `concurrency.Mutex` algorithm, made exact and fast:
+ * - each acquisition puts its own key under `<prefix><resource>/` on the session lease; the key
+ *   with the lowest create revision holds the lock, the others wait in create-revision order;
+ * - a waiter watches only the key right ahead of it (no thundering herd), from "now", and
+ *   re-reads the queue by create revision after every wake-up;
+ * - the re-read also checks the waiter's own key, so a waiter whose lease died while it waited is
+ *   never granted the lock (etcd #11456);
+ * - keys carry a per-acquisition sequence number, so concurrent acquisitions on one lease queue
+ *   like any others instead of all being "owners" as in Go.
+ */
+export class FairMutex {
+  private sequence = 0;
+  private readonly background = new Set<Promise<void>>();
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly store: QueueStore,
+    private readonly keyPrefix: string,
+    private readonly logger: LockLogger,
+  ) {}
+
+  async acquire(session: Session, resource: string, options: MutexAcquireOptions): Promise<LockHandle> {
+    const prefix = resourcePrefix(this.keyPrefix, resource);
+    const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
+    const scope = new WaitScope(resource, options.waitTimeoutMs, options.signal, session);
+    let put: Promise<Enqueued> | undefined;
+    let createRevision: string | undefined;
+    try {
+      scope.throwIfAborted();
+      put = this.store.enqueue(prefix, key, session.leaseId, options.tryOnly);
+      const enqueued = await scope.race(put);
+      if (enqueued.kind === 'busy') throw new LockBusyError(resource);
+      createRevision = enqueued.createRevision;
+      const view =
+        enqueued.kind === 'queued'
+          ? { ownExists: true, predecessor: enqueued.predecessor }
+          : await scope.race(this.store.view(prefix, key, createRevision));
+      await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
+      if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
+      const revision = createRevision;
+      return new LockHandle(resource, key, BigInt(revision), session, () => this.deleteKey(session, key, revision));
+    } catch (err) {
+      await this.abandon(session, key, createRevision, put);
+      throw scope.aborted ? scope.reason : toLockError(err, `acquiring lock "${resource}"`);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** Settles once every background key deletion has finished. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  private async waitForTurn(
+    scope: WaitScope,
+    resource: string,
+    prefix: string,
+    key: string,
+    createRevision: string,
+    view: QueueView,
+    tryOnly: boolean,
+  ): Promise<void> {
+    let watch: DeletionWatch | undefined;
+    let watchedRevision: string | undefined;
+    try {
+      for (;;) {
+        if (!view.ownExists) {
+          throw new LockLostError(resource, 'our queue key vanished while waiting (lease expired or key deleted)');
+        }
+        const predecessor = view.predecessor;
+        this.logger.debug?.(`${key}: ${predecessor ? `waiting behind ${predecessor.key.toString()}` : 'granted'}`);
+        if (!predecessor) return;
+        if (tryOnly) throw new LockBusyError(resource);
+        if (watch && watchedRevision === predecessor.create_revision) {
+          await scope.race(watch.changed);
+          watch.cancel();
+          watch = undefined;
+        } else {
+          watch?.cancel();
+          watch = new DeletionWatch(this.client, predecessor.key.toString());
+          watchedRevision = predecessor.create_revision;
+          try {
+            await scope.race(watch.ready());
+          } catch (err) {
+            if (scope.aborted) throw err;
+            this.logger.debug?.(`watch on ${predecessor.key.toString()} refused, retrying: ${String(err)}`);
+            watch.cancel();
+            watch = undefined;
+            await scope.race(delay(WATCH_RETRY_MS));
+          }
+        }
+        // The watch only wakes us; the queue itself, read by create revision, decides.
+        view = await scope.race(this.store.view(prefix, key, createRevision));
+      }
+    } finally {
+      watch?.cancel();
+    }
+  }
+
+  /**
+   * Removes the key of an acquisition that failed, so it cannot stall the queue. When etcd
+   * cannot be reached now, the deletion goes on in the background while the lease lives (after
+   * that, etcd deletes the key with the lease).
+   */
+  private async abandon(session: Session, key: string, createRevision: string | undefined, put: Promise<Enqueued> | undefined) {
+    if (createRevision !== undefined) {
+      await this.deleteKey(session, key, createRevision);
+    } else if (put) {
+      // The put may still be in flight or may have committed unseen: wait for its outcome.
+      this.track(
+        put.then(
+          outcome => (outcome.kind === 'busy' ? undefined : this.deleteKey(session, key, outcome.createRevision)),
+          () => this.retry(session, key, () => this.store.deleteUnique(key)),
+        ),
+      );
+    }
+  }
+
+  private async deleteKey(session: Session, key: string, createRevision: string): Promise<void> {
+    try {
+      await this.store.deleteOwn(key, createRevision);
+    } catch (err) {
+      this.logger.warn(`could not delete lock key ${key} (${String(err)}); retrying in the background`);
+      this.track(this.retry(session, key, () => this.store.deleteOwn(key, createRevision)));
+    }
+  }
+
+  private async retry(session: Session, key: string, attempt: () => Promise<void>): Promise<void> {
+    for (let pause = 100; session.end === undefined; pause = Math.min(pause * 2, 2000)) {
+      await delay(pause);
+      try {
+        await attempt();
+        return;
+      } catch (err) {
+        this.logger.debug?.(`deleting lock key ${key} failed again: ${String(err)}`);
+      }
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}

@@ -1,0 +1,109 @@
+import { LockLostError } from './errors.js';
+import type { Session } from './session.js';
+
+/**
+ * A held lock. Keep it until the protected work is done, then `release()` it.
+ *
+ * The lock is only as safe as the lease behind it: a process pause or a network partition can
+ * outlive the lease. So pass `fencingToken` along with every write the lock protects, and have
+ * the store reject a token lower than the highest it has seen.
+ */
+export class LockHandle {
+  /** Aborts with a {@link LockLostError} when the lock is lost (lease expired, key deleted, client closed). */
+  readonly signal: AbortSignal;
+  private readonly controller = new AbortController();
+  private released: Promise<void> | undefined;
+  private readonly stopWatchingSession: () => void;
+
+  /** @internal Created by the lock client only. */
+  constructor(
+    /** The resource name as given to `acquire`. */
+    readonly resource: string,
+    /** The etcd key that holds the lock (`<prefix><resource>/<lease hex>_<n>`). */
+    readonly key: string,
+    /**
+     * The key's create revision: strictly greater than the token of every earlier holder of
+     * this resource. Hand it to the protected store so that it can refuse stale holders.
+     */
+    readonly fencingToken: bigint,
+    private readonly session: Session,
+    private readonly deleteKey: (handle: LockHandle) => Promise<void>,
+  ) {
+    this.signal = this.controller.signal;
+    this.stopWatchingSession = session.onEnd(end => this.markLost(end.reason, end.cause));
+  }
+
+  /** The etcd lease the lock's key is bound to, in hex (as `etcdctl lease list` shows it). */
+  get leaseId(): string {
+    return this.session.leaseHex;
+  }
+
+  /** True once the lock is known to be lost. */
+  get lost(): boolean {
+    this.checkSession();
+    return this.signal.aborted && !this.released;
+  }
+
+  /**
+   * Throws the {@link LockLostError} if the lock is lost. Checks the session deadline on the
+   * spot, so a process resumed after a long pause learns of the loss before its timers run.
+   */
+  throwIfLost(): void {
+    this.checkSession();
+    if (this.signal.aborted) throw this.signal.reason;
+  }
+
+  /**
+   * Releases the lock. Idempotent, and safe after loss: the key is deleted only if it still has
+   * this holder's create revision, so a release can never delete another holder's key.
+   */
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      this.stopWatchingSession();
+      await this.deleteKey(this);
+    })();
+    return this.released;
+  }
+
+  /** @internal The lock client calls this when it learns the key is gone. */
+  markLost(reason: string, cause?: unknown): void {
+    if (this.released || this.signal.aborted) return;
+    this.controller.abort(new LockLostError(this.resource, reason, { cause }));
+  }
+
+  private checkSession(): void {
+    if (!this.session.alive && !this.session.end) {
+      this.session.lose('the lease was not renewed in time (etcd unreachable, or this process stalled)');
+    }
+  }
+}
+
+/** Several locks taken together in one canonical order; released together. */
+export class LockSet {
+  /** Aborts as soon as any one of the locks is lost. */
+  readonly signal: AbortSignal;
+
+  /** @internal */
+  constructor(readonly handles: readonly LockHandle[]) {
+    this.signal = AbortSignal.any(handles.map(h => h.signal));
+  }
+
+  get resources(): string[] {
+    return this.handles.map(h => h.resource);
+  }
+
+  /** The fencing token of one resource of the set. */
+  fencingToken(resource: string): bigint {
+    const handle = this.handles.find(h => h.resource === resource);
+    if (!handle) throw new RangeError(`"${resource}" is not part of this lock set`);
+    return handle.fencingToken;
+  }
+
+  throwIfLost(): void {
+    for (const handle of this.handles) handle.throwIfLost();
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.handles.map(h => h.release()));
+  }
+}

@@ -1,0 +1,128 @@
+import type { Etcd3, IKeyValue, IRangeRequest } from 'etcd3';
+import { prefixRangeEnd } from './keys.js';
+
+/** What one read of a resource's queue tells a waiter. */
+export interface QueueView {
+  /** Our own key, if it still exists with the create revision we were given. */
+  ownExists: boolean;
+  /** The waiter right ahead of us (highest create revision below ours), if any. */
+  predecessor: IKeyValue | undefined;
+}
+
+/** The outcome of putting our key into a resource's queue. */
+export type Enqueued =
+  | { kind: 'queued'; createRevision: string; predecessor: IKeyValue | undefined }
+  /** A retried put found our key already there (the first attempt committed). */
+  | { kind: 'retried'; createRevision: string }
+  /** Try-only: the lock was held, and no key was written. */
+  | { kind: 'busy' };
+
+/**
+ * The etcd requests of the fair mutex, each one round trip. Every write is safe to repeat,
+ * because etcd3 retries calls that may already have committed.
+ */
+export class QueueStore {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly requestTimeoutMs: number,
+  ) {}
+
+  /**
+   * Puts our key (bound to the lease) if it does not exist yet, and in the same transaction reads
+   * the two newest keys of the queue: ours and the one ahead of it. Uncontended, that single
+   * round trip is the whole acquisition.
+   *
+   * Try-only puts the key only if the queue is empty (a compare over the whole prefix), so a
+   * busy lock costs no write and leaves nothing behind.
+   */
+  async enqueue(prefix: string, key: string, leaseId: string, tryOnly: boolean): Promise<Enqueued> {
+    const keyBuf = Buffer.from(key);
+    const queueEmpty = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), target: 'Create', result: 'Equal', create_revision: 0 } as const;
+    const keyAbsent = { key: keyBuf, target: 'Create', result: 'Equal', create_revision: 0 } as const;
+    const res = await this.client.kv.txn(
+      {
+        compare: [tryOnly ? queueEmpty : keyAbsent],
+        success: [
+          { request_put: { key: keyBuf, value: Buffer.alloc(0), lease: leaseId } },
+          { request_range: this.newestKeys(prefix, 2) },
+        ],
+        failure: [{ request_range: { key: keyBuf, keys_only: true } }],
+      },
+      this.callOptions(),
+    );
+    if (!res.succeeded) {
+      const own = res.responses[0].response_range.kvs[0];
+      return own ? { kind: 'retried', createRevision: own.create_revision } : { kind: 'busy' };
+    }
+    const [own, predecessor] = res.responses[1].response_range.kvs;
+    // A put inside a transaction takes the transaction's revision as its create revision.
+    const createRevision = own && own.key.toString() === key ? own.create_revision : res.header.revision;
+    return { kind: 'queued', createRevision, predecessor };
+  }
+
+  /** Reads the waiter ahead of us by create revision (not by name), and checks our own key. */
+  async view(prefix: string, key: string, createRevision: string): Promise<QueueView> {
+    const res = await this.client.kv.txn(
+      {
+        compare: [],
+        success: [
+          { request_range: { ...this.newestKeys(prefix, 1), max_create_revision: (BigInt(createRevision) - 1n).toString() } },
+          { request_range: { key: Buffer.from(key), keys_only: true } },
+        ],
+        failure: [],
+      },
+      this.callOptions(),
+    );
+    const own = res.responses[1].response_range.kvs[0];
+    return {
+      ownExists: own !== undefined && own.create_revision === createRevision,
+      predecessor: res.responses[0].response_range.kvs[0],
+    };
+  }
+
+  /** Deletes our key only if it still has our create revision: never another holder's key. */
+  async deleteOwn(key: string, createRevision: string): Promise<void> {
+    const keyBuf = Buffer.from(key);
+    await this.client.kv.txn(
+      {
+        compare: [{ key: keyBuf, target: 'Create', result: 'Equal', create_revision: createRevision }],
+        success: [{ request_delete_range: { key: keyBuf } }],
+        failure: [],
+      },
+      this.callOptions(),
+    );
+  }
+
+  /**
+   * Deletes our key when we do not know whether it was created (the put's outcome is unknown).
+   * Safe unguarded: the key name carries our lease id and a sequence number, so no one else
+   * ever writes it.
+   */
+  async deleteUnique(key: string): Promise<void> {
+    await this.client.kv.deleteRange({ key: Buffer.from(key) }, this.callOptions());
+  }
+
+  /** All keys of a resource's queue, oldest first. */
+  async queue(prefix: string): Promise<IKeyValue[]> {
+    const res = await this.client.kv.range(
+      { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Ascend' },
+      this.callOptions(),
+    );
+    return res.kvs;
+  }
+
+  private newestKeys(prefix: string, limit: number): IRangeRequest {
+    return {
+      key: Buffer.from(prefix),
+      range_end: prefixRangeEnd(prefix),
+      sort_target: 'Create',
+      sort_order: 'Descend',
+      limit,
+      keys_only: true,
+    };
+  }
+
+  private callOptions() {
+    return { deadline: Date.now() + this.requestTimeoutMs };
+  }
+}
