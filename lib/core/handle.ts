@@ -107,3 +107,25 @@ export class LockSet {
     await Promise.all(this.handles.map(h => h.release()));
   }
 }
+
+/**
+ * Runs `fn` under `lock`: settles like `fn`, or rejects with the loss as soon as the lock is lost.
+ * `toRelease` (the locks this call took, not those it borrowed) are released once `fn` settles.
+ */
+export async function runWhileHeld<T>(lock: LockHandle | LockSet, toRelease: readonly (LockHandle | LockSet)[], fn: () => T | Promise<T>): Promise<T> {
+  let onLost: (() => void) | undefined;
+  let settled: Promise<T> | undefined;
+  try {
+    lock.throwIfLost();
+    settled = (async () => fn())().finally(() => Promise.all(toRelease.map(l => l.release())));
+    const lost = new Promise<never>((_, reject) => {
+      onLost = () => reject(lock.signal.reason);
+      lock.signal.addEventListener('abort', onLost, { once: true });
+    });
+    return await Promise.race([settled, lost]);
+  } finally {
+    if (onLost) lock.signal.removeEventListener('abort', onLost);
+    if (settled) settled.catch(() => undefined);
+    else await Promise.all(toRelease.map(l => l.release()));
+  }
+}

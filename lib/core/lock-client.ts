@@ -2,7 +2,7 @@ import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
 import { InvalidLockArgumentError, LockBusyError, LockClientClosedError } from './errors.js';
 import { FairMutex } from './fair-mutex.js';
-import { LockHandle, LockSet } from './handle.js';
+import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { assertResourceName, encodeResource } from './keys.js';
 import { resolveLockOptions, resolveTtl, resolveWaitTimeout, type LockClientOptions, type ResolvedLockOptions } from './options.js';
 import { QueueStore } from './queue-store.js';
@@ -78,15 +78,12 @@ export class EtcdLockClient {
   /**
    * Runs `fn` while holding the lock and releases it when `fn` settles, whatever the outcome.
    * `fn` gets the held lock: pass `lock.signal` to cancellable work and `lock.fencingToken` to
-   * the store that the lock protects.
+   * the store that the lock protects. If the lock is lost first, the call rejects at once with
+   * the {@link LockLostError} (`fn` itself runs on until it heeds the signal).
    */
   async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     const lock = await this.acquire(resource, options);
-    try {
-      return await fn(lock);
-    } finally {
-      await lock.release();
-    }
+    return runWhileHeld(lock, [lock], () => fn(lock));
   }
 
   status(ttl = this.options.ttl): SessionStatus {
@@ -124,7 +121,9 @@ export class EtcdLockClient {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidLockArgumentError('signal', 'expected an AbortSignal');
     }
-    const mutexOptions = { waitTimeoutMs: waitTimeout, tryOnly: tryOnly || waitTimeout === 0, signal: options.signal };
+    const tryNow = tryOnly || waitTimeout === 0;
+    // Try-only never waits; each of its requests is bounded by requestTimeout instead.
+    const mutexOptions = { waitTimeoutMs: tryNow ? Infinity : waitTimeout, tryOnly: tryNow, signal: options.signal };
     if (typeof resource === 'string' || !Array.isArray(resource)) {
       assertResourceName(resource);
       const session = await this.session(ttl, this.options.dialTimeout);

@@ -1,0 +1,18 @@
+import type { LockClientOptions, LockLogger } from '../core/index.js';
+
+/** Options of `EtcdLockModule.forRoot()` / `forRootAsync()`: the client's options plus a few of the module's own. */
+export interface EtcdLockModuleOptions extends Omit<LockClientOptions, 'logger'> {
+  /**
+   * Do not connect at startup; the first lock connects. By default the module grants its lease
+   * during bootstrap, so that an unreachable etcd or a bad credential fails the start (after
+   * `dialTimeout`) instead of the first request.
+   */
+  lazyConnect?: boolean;
+  /**
+   * Register {@link LockExceptionFilter} globally, mapping lock errors to HTTP statuses
+   * (409 + Retry-After, 400, 503). Default `true`; set `false` to map them yourself.
+   */
+  httpExceptionFilter?: boolean;
+  /** Where warnings go: a logger, `false` for silence, default Nest's `Logger` (debug lines dropped). */
+  logger?: LockLogger | false;
+}

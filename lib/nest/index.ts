@@ -1,0 +1,11 @@
+export { EtcdLockModule } from './etcd-lock.module.js';
+export type { EtcdLockModuleOptions } from './etcd-lock-module-options.js';
+export { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
+export { LockService, type LockRunOptions } from './lock.service.js';
+export { Locked } from './locked.decorator.js';
+export type { LockKey, LockedOptions } from './locked-definition.js';
+export { LockKeyError } from './key-template.js';
+export { LockInterceptor } from './lock.interceptor.js';
+export { LockExceptionFilter } from './lock-exception.filter.js';
+export { lockErrorToHttp, type LockHttpResponse } from './lock-http-status.js';
+export { CurrentLock, LockSignal } from './lock-params.decorators.js';

@@ -1,0 +1,8 @@
+import { createParamDecorator } from '@nestjs/common';
+import { lockScope } from './lock-context.js';
+
+/** Injects the lock held for this `@Locked` handler (`fencingToken`, `signal`, ...). */
+export const CurrentLock = createParamDecorator(() => lockScope.getStore()?.current);
+
+/** Injects the AbortSignal that fires when this handler's lock is lost. */
+export const LockSignal = createParamDecorator(() => lockScope.getStore()?.current.signal);

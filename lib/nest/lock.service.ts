@@ -1,0 +1,98 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  EtcdLockClient,
+  LockHandle,
+  LockSet,
+  type AcquireOptions,
+  type HeldLock,
+  type SessionStatus,
+} from '../core/index.js';
+import { runWhileHeld } from '../core/handle.js';
+import { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
+import { lockScope, type LockScope } from './lock-context.js';
+
+type Resources = string | readonly string[];
+
+/** Options of `withLock` and `@Locked`. */
+export interface LockRunOptions extends AcquireOptions {
+  /** Fail at once with `LockBusyError` when the lock is held, instead of waiting. */
+  tryOnly?: boolean;
+}
+
+/** A lock entered by the current call: taken now, or borrowed from an outer call that holds it. */
+export interface EnteredLock {
+  lock: LockHandle | LockSet;
+  scope: LockScope;
+  /** The locks this call took itself (it releases those, and only those). */
+  taken: LockHandle[];
+}
+
+/**
+ * Distributed locks for the application, on the module's single etcd client and lease.
+ * Inject it anywhere. `withLock` (and `@Locked`) re-enter: a call chain that already holds a
+ * resource runs a nested `withLock` on it without waiting, and the lock is released when the
+ * outermost holder finishes.
+ */
+@Injectable()
+export class LockService implements OnApplicationShutdown {
+  constructor(@Inject(ETCD_LOCK_CLIENT) readonly client: EtcdLockClient) {}
+
+  /** Waits for the lock(s) and returns them held; you must `release()` them. Not re-entrant. */
+  acquire<R extends Resources>(resource: R, options?: AcquireOptions): Promise<HeldLock<R>> {
+    return this.client.acquire(resource, options);
+  }
+
+  /** Takes the lock(s) only if free now; `null` when held. Not re-entrant. */
+  tryAcquire<R extends Resources>(resource: R, options?: Omit<AcquireOptions, 'waitTimeout'>): Promise<HeldLock<R> | null> {
+    return this.client.tryAcquire(resource, options);
+  }
+
+  /**
+   * Runs `fn` holding the lock(s), released when `fn` settles. `fn` receives the held lock
+   * (`fencingToken`, `signal`). Rejects with `LockLostError` as soon as the lock is lost.
+   */
+  async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: LockRunOptions): Promise<T> {
+    const entered = await this.enter(typeof resource === 'string' ? [resource] : [...resource], options);
+    const lock = (typeof resource === 'string' ? entered.lock : asSet(entered.lock)) as HeldLock<R>;
+    return runWhileHeld(entered.lock, entered.taken, () => lockScope.run({ ...entered.scope, current: lock }, () => fn(lock)));
+  }
+
+  /** The lock held by the innermost `withLock` / `@Locked` around the current call, if any. */
+  current(): LockHandle | LockSet | undefined {
+    return lockScope.getStore()?.current;
+  }
+
+  /** The state of the module's lease: for health checks. */
+  status(): SessionStatus {
+    return this.client.status();
+  }
+
+  /** @internal Takes what the current call chain does not hold yet; borrows the rest. */
+  async enter(resources: readonly string[], options: LockRunOptions = {}): Promise<EnteredLock> {
+    const outer = lockScope.getStore();
+    const locks = new Map(outer?.locks);
+    const wanted = [...new Set(resources)];
+    for (const resource of wanted) locks.get(resource)?.throwIfLost();
+    const missing = wanted.filter(resource => !locks.has(resource));
+    const { tryOnly, ...acquireOptions } = options;
+    const taken: LockHandle[] = [];
+    if (missing.length > 0) {
+      const request = missing.length === 1 ? missing[0] : missing;
+      const lock = await this.client.acquire(request, tryOnly ? { ...acquireOptions, waitTimeout: 0 } : acquireOptions);
+      taken.push(...(lock instanceof LockSet ? lock.handles : [lock]));
+      for (const handle of taken) locks.set(handle.resource, handle);
+    }
+    const handles = wanted.map(resource => locks.get(resource)!);
+    const lock = handles.length === 1 ? handles[0] : new LockSet(handles);
+    return { lock, scope: { locks, current: lock }, taken };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+function asSet(lock: LockHandle | LockSet): LockSet {
+  return lock instanceof LockSet ? lock : new LockSet([lock]);
+}
+
