@@ -30,7 +30,7 @@ export function Locked(key: LockKey, options?: LockedOptions): MethodDecorator {
   const definition = defineLocked(key, options);
   return (target, propertyKey, descriptor: PropertyDescriptor) => {
     const original = descriptor.value as (...args: unknown[]) => unknown;
-    const returnsObservable = Reflect.getMetadata('design:returntype', target, propertyKey) === Observable;
+    const returnsObservable = isObservableClass(Reflect.getMetadata('design:returntype', target, propertyKey));
     const locked = function (this: unknown, ...args: unknown[]): unknown {
       const scope = lockScope.getStore();
       if (scope?.interceptedHandler === locked) {
@@ -51,4 +51,12 @@ export function Locked(key: LockKey, options?: LockedOptions): MethodDecorator {
     UseInterceptors(LockInterceptor)(target, propertyKey, descriptor);
     return descriptor;
   };
+}
+
+/**
+ * By shape, not identity: a CommonJS app and this ESM library may load two copies of rxjs, so
+ * the app's `Observable` class need not be ours.
+ */
+function isObservableClass(type: unknown): boolean {
+  return typeof type === 'function' && (type === Observable || (type.name === 'Observable' && typeof type.prototype?.subscribe === 'function'));
 }

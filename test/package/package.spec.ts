@@ -1,0 +1,102 @@
+import { jest } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { compileFixture, npm, packLibrary, REPO_ROOT, type PackedPackage } from './packed-package.js';
+
+// First run on a clean machine installs each fixture's dependencies from the registry.
+jest.setTimeout(240_000);
+
+const FIXTURES = path.join(REPO_ROOT, 'test/package/fixtures');
+
+describe('the package as users install it', () => {
+  let packed: PackedPackage;
+  let etcd: EtcdCluster;
+
+  beforeAll(async () => {
+    [packed, etcd] = await Promise.all([packLibrary(), startEtcd()]);
+  });
+  afterAll(async () => {
+    await etcd?.close();
+    if (packed) fs.rmSync(path.dirname(packed.tarball), { recursive: true, force: true });
+  });
+
+  it('holds only the compiled library, its types and source maps, README and LICENSE', () => {
+    const allowed = /^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts|js\.map))$/;
+    expect(packed.files.filter(file => !allowed.test(file))).toEqual([]);
+    expect(packed.files).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/index.js.map']));
+    // Source maps carry their sources, since lib/*.ts is not shipped.
+    const map = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist/lib/core/session.js.map'), 'utf8'));
+    expect(map.sourcesContent?.[0]).toContain('class Session');
+    console.log(`tarball: ${packed.files.length} files, ${(packed.sizeBytes / 1024).toFixed(1)} KiB`);
+  });
+
+  it('declares its Nest, rxjs and reflect-metadata ranges as peers, and etcd3 as a dependency', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+    expect(manifest.peerDependencies).toMatchObject({
+      '@nestjs/common': '^11.0.0 || ^12.0.0',
+      '@nestjs/core': '^11.0.0 || ^12.0.0',
+      rxjs: '^7.1.0',
+    });
+    expect(manifest.peerDependencies['reflect-metadata']).toBeDefined();
+    expect(manifest.dependencies.etcd3).toBeDefined();
+    expect(manifest.main).toBe('./dist/lib/index.js');
+    expect(manifest.types).toBe('./dist/lib/index.d.ts');
+    expect(manifest.exports['.']).toEqual({ types: './dist/lib/index.d.ts', default: './dist/lib/index.js' });
+  });
+
+  it.each([
+    ['nest11-cjs', 'Nest 11, TypeScript compiled to CommonJS'],
+    ['nest12-esm', 'Nest 12, ESM'],
+  ])('works in %s (%s)', async fixture => {
+    const dir = path.join(FIXTURES, fixture);
+    await npm(dir, ['install', '--no-package-lock']);
+    await npm(dir, ['install', '--no-save', '--no-package-lock', packed.tarball]);
+    fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
+    fs.copyFileSync(path.join(FIXTURES, 'probe-app.ts'), path.join(dir, 'src/main.ts'));
+    await compileFixture(dir);
+
+    const app = await startApp(path.join(dir, 'dist/main.js'), { ETCD_HOSTS: etcd.endpoints.join(','), LOCK_PREFIX: `${fixture}/` });
+    try {
+      const base = `http://127.0.0.1:${app.port}`;
+      // Two concurrent requests on one key are serialized: their 200 ms sections do not overlap.
+      type Work = { start: number; end: number; token: string };
+      const [a, b] = await Promise.all([1, 2].map(() => fetch(`${base}/work/7`, { method: 'POST' }).then(r => r.json() as Promise<Work>)));
+      const [first, second] = [a, b].sort((x, y) => x.start - y.start);
+      expect(second.start).toBeGreaterThanOrEqual(first.end);
+      expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
+      const check = await fetch(`${base}/check`).then(r => r.json());
+      expect(check).toEqual({ lockServiceInjected: true, busyIsLockBusyError: true, lostIsLockLostError: true });
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+async function startApp(main: string, env: Record<string, string>): Promise<{ port: number; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, [main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', chunk => (stderr += chunk));
+  const exited = new Promise(resolve => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 20_000);
+      child.once('exit', code => reject(new Error(`app exited with ${code}: ${stderr}`)));
+      createInterface({ input: child.stdout! }).on('line', line => {
+        if (!line.startsWith('{')) return;
+        clearTimeout(timer);
+        resolve(JSON.parse(line).port);
+      });
+    });
+    return { port, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
