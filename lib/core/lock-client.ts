@@ -1,6 +1,7 @@
 import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
 import { InvalidLockArgumentError, LockBusyError, LockClientClosedError } from './errors.js';
+import { toLockError } from './etcd-errors.js';
 import { FairMutex } from './fair-mutex.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { assertResourceName, encodeResource } from './keys.js';
@@ -18,9 +19,13 @@ export interface AcquireOptions {
   ttl?: number;
 }
 
-/** State of the client's lease, for health checks. */
+/**
+ * State of the client's lease, for health checks: `alive`; `renewing` (alive, but a renewal is
+ * overdue); `lost` (a fresh lease will be granted on the next acquisition); `connecting`; `idle`
+ * (no lease yet: lazy start); `closed`.
+ */
 export interface SessionStatus {
-  state: 'alive' | 'connecting' | 'lost' | 'closed' | 'idle';
+  state: 'alive' | 'renewing' | 'connecting' | 'lost' | 'closed' | 'idle';
   leaseId?: string;
   grantedTtl?: number;
   remainingMs?: number;
@@ -93,11 +98,26 @@ export class EtcdLockClient {
     const session = this.resolvedSessions.get(ttl);
     if (!session) return { state: 'connecting' };
     return {
-      state: session.alive ? 'alive' : 'lost',
+      state: !session.alive ? 'lost' : session.renewalOverdue ? 'renewing' : 'alive',
       leaseId: session.leaseHex,
       grantedTtl: session.grantedTtl,
       remainingMs: session.remainingMs,
     };
+  }
+
+  /**
+   * Checks that etcd answers a linearizable read (so a member without quorum counts as down)
+   * within `timeoutMs`; resolves with the round trip in ms.
+   * @throws EtcdUnavailableError / EtcdAuthenticationError
+   */
+  async ping(timeoutMs = this.options.requestTimeout): Promise<number> {
+    const started = performance.now();
+    try {
+      await this.etcd.kv.range({ key: Buffer.from(this.options.prefix), count_only: true, limit: 1 }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
+      throw toLockError(err, 'reading from etcd');
+    }
+    return performance.now() - started;
   }
 
   /**

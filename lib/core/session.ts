@@ -113,6 +113,11 @@ export class Session {
     return this.lastRenewal;
   }
 
+  /** True while a renewal is overdue (etcd slow or unreachable): the lease still holds, for now. */
+  get renewalOverdue(): boolean {
+    return performance.now() - this.lastRenewal > this.renewEveryMs * 1.5;
+  }
+
   /** Monotonic time (performance.now) at which the session declares loss without renewal. */
   get validUntil(): number {
     return this.deadline;

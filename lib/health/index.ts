@@ -1,0 +1,1 @@
+export { EtcdLockHealthIndicator, type EtcdLockHealthOptions } from './etcd-lock.health.js';
