@@ -4,16 +4,13 @@ import { LockBusyError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
 import { resourcePrefix } from './keys.js';
+import type { AcquireOneOptions } from './lock-client.js';
+import type { LockEvents } from './lock-events.js';
 import type { LockLogger } from './logger.js';
 import type { Enqueued, QueueStore, QueueView } from './queue-store.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 
-export interface MutexAcquireOptions {
-  waitTimeoutMs: number;
-  tryOnly: boolean;
-  signal?: AbortSignal;
-}
 
 /** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
 const WATCH_RETRY_MS = 50;
@@ -38,9 +35,10 @@ export class FairMutex {
     private readonly store: QueueStore,
     private readonly keyPrefix: string,
     private readonly logger: LockLogger,
+    private readonly events: LockEvents,
   ) {}
 
-  async acquire(session: Session, resource: string, options: MutexAcquireOptions): Promise<LockHandle> {
+  async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
     const prefix = resourcePrefix(this.keyPrefix, resource);
     const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
     const scope = new WaitScope(resource, options.waitTimeoutMs, options.signal, session);
@@ -56,12 +54,17 @@ export class FairMutex {
         enqueued.kind === 'queued'
           ? { ownExists: true, predecessor: enqueued.predecessor }
           : await scope.race(this.store.view(prefix, key, createRevision));
+      if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
       await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
-      return new LockHandle(resource, key, BigInt(revision), session, () => this.deleteKey(session, key, revision));
+      return new LockHandle(resource, key, BigInt(revision), session, () => this.deleteKey(session, key, revision), this.events);
     } catch (err) {
-      await this.abandon(session, key, createRevision, put);
+      const cleanup = this.abandon(session, key, createRevision, put);
+      // A lost session's keys go with its lease, and its etcd is likely unreachable: do not
+      // hold the rejection for a delete that may take a whole request timeout.
+      if (session.alive) await cleanup;
+      else this.track(cleanup);
       throw scope.aborted ? scope.reason : toLockError(err, `acquiring lock "${resource}"`);
     } finally {
       scope.dispose();

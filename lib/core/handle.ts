@@ -1,5 +1,24 @@
 import { LockLostError } from './errors.js';
-import type { Session } from './session.js';
+import type { LockEvents } from './lock-events.js';
+
+/** Why a lease ended; every lock held on it is lost for this reason. */
+export interface LeaseEnd {
+  reason: string;
+  cause?: unknown;
+}
+
+/** The lease a handle's key lives on: an etcd session, or the in-memory client's lease. */
+export interface LockLease {
+  /** The lease id in hex. */
+  readonly leaseHex: string;
+  /** False once the lease is lost or its validity deadline has passed. */
+  readonly alive: boolean;
+  readonly end: LeaseEnd | undefined;
+  /** Calls `listener` once when the lease ends; returns the remover. */
+  onEnd(listener: (end: LeaseEnd) => void): () => void;
+  /** Declares the lease lost now. */
+  lose(reason: string): void;
+}
 
 /**
  * A held lock. Keep it until the protected work is done, then `release()` it.
@@ -14,6 +33,7 @@ export class LockHandle {
   private readonly controller = new AbortController();
   private released: Promise<void> | undefined;
   private readonly stopWatchingSession: () => void;
+  private readonly acquiredAt = performance.now();
 
   /** @internal Created by the lock client only. */
   constructor(
@@ -26,8 +46,9 @@ export class LockHandle {
      * this resource. Hand it to the protected store so that it can refuse stale holders.
      */
     readonly fencingToken: bigint,
-    private readonly session: Session,
+    private readonly session: LockLease,
     private readonly deleteKey: (handle: LockHandle) => Promise<void>,
+    private readonly events: LockEvents,
   ) {
     this.signal = this.controller.signal;
     this.stopWatchingSession = session.onEnd(end => this.markLost(end.reason, end.cause));
@@ -60,6 +81,9 @@ export class LockHandle {
   release(): Promise<void> {
     this.released ??= (async () => {
       this.stopWatchingSession();
+      if (!this.signal.aborted) {
+        this.events.emit({ type: 'released', resource: this.resource, key: this.key, heldMs: this.heldMs() });
+      }
       await this.deleteKey(this);
     })();
     return this.released;
@@ -69,6 +93,11 @@ export class LockHandle {
   markLost(reason: string, cause?: unknown): void {
     if (this.released || this.signal.aborted) return;
     this.controller.abort(new LockLostError(this.resource, reason, { cause }));
+    this.events.emit({ type: 'lost', resource: this.resource, key: this.key, heldMs: this.heldMs(), reason });
+  }
+
+  private heldMs(): number {
+    return performance.now() - this.acquiredAt;
   }
 
   private checkSession(): void {

@@ -1,13 +1,9 @@
-import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
-import { InvalidLockArgumentError, LockBusyError, LockClientClosedError } from './errors.js';
-import { toLockError } from './etcd-errors.js';
-import { FairMutex } from './fair-mutex.js';
+import { InvalidLockArgumentError, LockBusyError } from './errors.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { assertResourceName, encodeResource } from './keys.js';
-import { resolveLockOptions, resolveTtl, resolveWaitTimeout, type LockClientOptions, type ResolvedLockOptions } from './options.js';
-import { QueueStore } from './queue-store.js';
-import { Session } from './session.js';
+import { LockEvents } from './lock-events.js';
+import type { LockInspection } from './lock-inspection.js';
+import { resolveTtl, resolveWaitTimeout, type ResolvedLockOptions } from './options.js';
 
 /** Options of one acquisition. */
 export interface AcquireOptions {
@@ -17,6 +13,13 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Lease TTL in seconds for this lock, if it must differ from the client's (one lease per distinct TTL). */
   ttl?: number;
+}
+
+/** One resource's acquisition, as the client facade hands it to a backend. */
+export interface AcquireOneOptions {
+  waitTimeoutMs: number;
+  tryOnly: boolean;
+  signal?: AbortSignal;
 }
 
 /**
@@ -35,30 +38,35 @@ type Resources = string | readonly string[];
 export type HeldLock<R extends Resources> = R extends string ? LockHandle : LockSet;
 
 /**
- * Distributed locks on etcd: fair (FIFO by create revision), bound to one renewed lease, with a
- * fencing token per grant and an AbortSignal that fires when the lock is lost. Framework-free;
- * the NestJS module wraps one instance of it.
+ * The lock API shared by the etcd client and the in-memory one used in tests: argument checks,
+ * try-only and `withLock` semantics, several resources taken in one canonical order, and events.
+ * A backend only supplies how one resource is queued for and granted.
  */
-export class EtcdLockClient {
-  readonly options: ResolvedLockOptions;
-  /** The underlying etcd3 client. */
-  readonly etcd: Etcd3;
-  private readonly mutex: FairMutex;
-  /** One session per lease TTL in use; nearly always just the default one. */
-  private readonly sessions = new Map<number, Promise<Session>>();
-  private readonly resolvedSessions = new Map<number, Session>();
-  private closed = false;
+export abstract class LockClient {
+  /** Lock events (waiting, acquired, released, lost, failed), for metrics and debugging. */
+  readonly events: LockEvents;
 
-  constructor(options: LockClientOptions = {}) {
-    this.options = resolveLockOptions(options);
-    this.etcd = this.options.client ?? createEtcdClient(this.options);
-    this.mutex = new FairMutex(this.etcd, new QueueStore(this.etcd, this.options.requestTimeout), this.options.prefix, this.options.logger);
+  protected constructor(readonly options: ResolvedLockOptions) {
+    this.events = new LockEvents(options.logger);
   }
 
-  /** Connects to etcd and grants the lease now, so a bad endpoint or credential fails at startup. */
-  async connect(): Promise<void> {
-    await this.session(this.options.ttl, this.options.dialTimeout);
-  }
+  /** Connects now (grants the lease), so a bad endpoint or credential fails at startup. */
+  abstract connect(): Promise<void>;
+
+  /** The state of the lease for a TTL (default: the client's). */
+  abstract status(ttl?: number): SessionStatus;
+
+  /** Checks that the backend answers in time; resolves with the round trip in ms. */
+  abstract ping(timeoutMs?: number): Promise<number>;
+
+  /** The current holder and the waiters of a resource, in grant order. */
+  abstract inspect(resource: string): Promise<LockInspection>;
+
+  /** Stops taking locks and releases everything this client holds or waits for. */
+  abstract close(): Promise<void>;
+
+  /** Queues for one validated resource and resolves when it is held. */
+  protected abstract acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle>;
 
   /**
    * Waits for the lock (or, given a list, for every lock of the list, taken in one canonical order
@@ -91,50 +99,6 @@ export class EtcdLockClient {
     return runWhileHeld(lock, [lock], () => fn(lock));
   }
 
-  status(ttl = this.options.ttl): SessionStatus {
-    if (this.closed) return { state: 'closed' };
-    const pending = this.sessions.get(ttl);
-    if (!pending) return { state: 'idle' };
-    const session = this.resolvedSessions.get(ttl);
-    if (!session) return { state: 'connecting' };
-    return {
-      state: !session.alive ? 'lost' : session.renewalOverdue ? 'renewing' : 'alive',
-      leaseId: session.leaseHex,
-      grantedTtl: session.grantedTtl,
-      remainingMs: session.remainingMs,
-    };
-  }
-
-  /**
-   * Checks that etcd answers a linearizable read (so a member without quorum counts as down)
-   * within `timeoutMs`; resolves with the round trip in ms.
-   * @throws EtcdUnavailableError / EtcdAuthenticationError
-   */
-  async ping(timeoutMs = this.options.requestTimeout): Promise<number> {
-    const started = performance.now();
-    try {
-      await this.etcd.kv.range({ key: Buffer.from(this.options.prefix), count_only: true, limit: 1 }, { deadline: Date.now() + timeoutMs });
-    } catch (err) {
-      throw toLockError(err, 'reading from etcd');
-    }
-    return performance.now() - started;
-  }
-
-  /**
-   * Stops taking locks, revokes every lease (deleting all our keys at once, so waiters elsewhere
-   * proceed immediately), and closes the etcd client unless it was given to us.
-   * Held locks' signals abort with LockLostError; pending acquisitions reject.
-   */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const sessions = await Promise.allSettled([...this.sessions.values()]);
-    this.sessions.clear();
-    await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
-    await this.mutex.settled();
-    if (!this.options.client) this.etcd.close();
-  }
-
   private async take<R extends Resources>(resource: R, options: AcquireOptions = {}, tryOnly: boolean): Promise<HeldLock<R>> {
     const waitTimeout = resolveWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
     const ttl = options.ttl === undefined ? this.options.ttl : resolveTtl(options.ttl);
@@ -143,17 +107,16 @@ export class EtcdLockClient {
     }
     const tryNow = tryOnly || waitTimeout === 0;
     // Try-only never waits; each of its requests is bounded by requestTimeout instead.
-    const mutexOptions = { waitTimeoutMs: tryNow ? Infinity : waitTimeout, tryOnly: tryNow, signal: options.signal };
+    const oneOptions = { waitTimeoutMs: tryNow ? Infinity : waitTimeout, tryOnly: tryNow, signal: options.signal };
     if (typeof resource === 'string' || !Array.isArray(resource)) {
       assertResourceName(resource);
-      const session = await this.session(ttl, this.options.dialTimeout);
-      return (await this.mutex.acquire(session, resource as string, mutexOptions)) as HeldLock<R>;
+      return (await this.acquireTimed(resource as string, ttl, oneOptions)) as HeldLock<R>;
     }
-    return (await this.takeAll(resource, ttl, mutexOptions)) as HeldLock<R>;
+    return (await this.takeAll(resource, ttl, oneOptions)) as HeldLock<R>;
   }
 
   /** Takes several locks in the order of their keys, so every caller queues in the same order. */
-  private async takeAll(resources: readonly string[], ttl: number, options: { waitTimeoutMs: number; tryOnly: boolean; signal?: AbortSignal }): Promise<LockSet> {
+  private async takeAll(resources: readonly string[], ttl: number, options: AcquireOneOptions): Promise<LockSet> {
     if (resources.length === 0) throw new InvalidLockArgumentError('resource', 'the list of resources is empty');
     resources.forEach(assertResourceName);
     const ordered = [...new Set(resources)].sort((a, b) => Buffer.compare(Buffer.from(encodeResource(a)), Buffer.from(encodeResource(b))));
@@ -161,9 +124,8 @@ export class EtcdLockClient {
     const held: LockHandle[] = [];
     try {
       for (const resource of ordered) {
-        const session = await this.session(ttl, this.options.dialTimeout);
         const waitTimeoutMs = Math.max(0, deadline - performance.now());
-        held.push(await this.mutex.acquire(session, resource, { ...options, waitTimeoutMs }));
+        held.push(await this.acquireTimed(resource, ttl, { ...options, waitTimeoutMs }));
       }
       return new LockSet(held);
     } catch (err) {
@@ -172,54 +134,16 @@ export class EtcdLockClient {
     }
   }
 
-  /** The live session for a TTL, opening a fresh one after a loss. */
-  private async session(ttl: number, timeoutMs: number): Promise<Session> {
-    if (this.closed) throw new LockClientClosedError();
-    const current = this.resolvedSessions.get(ttl);
-    if (current && !current.alive) this.forget(ttl, current);
-    let pending = this.sessions.get(ttl);
-    if (!pending) {
-      pending = Session.open(this.etcd, { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger }, timeoutMs);
-      this.sessions.set(ttl, pending);
-      pending.then(
-        session => {
-          if (this.sessions.get(ttl) !== pending) return;
-          this.resolvedSessions.set(ttl, session);
-          session.onEnd(() => this.forget(ttl, session));
-        },
-        () => {
-          if (this.sessions.get(ttl) === pending) this.sessions.delete(ttl);
-        },
-      );
+  private async acquireTimed(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
+    const started = performance.now();
+    try {
+      const handle = await this.acquireOne(resource, ttl, options);
+      const waitedMs = performance.now() - started;
+      this.events.emit({ type: 'acquired', resource, key: handle.key, fencingToken: handle.fencingToken, waitedMs });
+      return handle;
+    } catch (error) {
+      this.events.emit({ type: 'failed', resource, waitedMs: performance.now() - started, error });
+      throw error;
     }
-    const session = await pending;
-    if (this.closed) {
-      await session.close();
-      throw new LockClientClosedError();
-    }
-    return session;
-  }
-
-  private forget(ttl: number, session: Session): void {
-    if (this.resolvedSessions.get(ttl) !== session) return;
-    this.resolvedSessions.delete(ttl);
-    this.sessions.delete(ttl);
   }
 }
-
-/**
- * etcd3's default breaker shuts a host out for 5 s after three failures; with one endpoint that
- * is a 5 s outage after any blip, longer than short lease TTLs. Half-open after 500 ms instead.
- */
-function createEtcdClient(options: ResolvedLockOptions): Etcd3 {
-  return new Etcd3({
-    hosts: options.hosts,
-    auth: options.auth,
-    credentials: options.credentials,
-    faultHandling: {
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(3) }),
-    },
-    ...options.etcdOptions,
-  });
-}
-

@@ -1,5 +1,10 @@
+import os from 'node:os';
 import type { Etcd3, IKeyValue, IRangeRequest } from 'etcd3';
 import { prefixRangeEnd } from './keys.js';
+import type { LockQueueEntry, QueueEntryValue } from './lock-inspection.js';
+
+/** Who queues, written into each key for inspection. */
+const OWNER = `${os.hostname()}:${process.pid}`;
 
 /** What one read of a resource's queue tells a waiter. */
 export interface QueueView {
@@ -43,7 +48,7 @@ export class QueueStore {
       {
         compare: [tryOnly ? queueEmpty : keyAbsent],
         success: [
-          { request_put: { key: keyBuf, value: Buffer.alloc(0), lease: leaseId } },
+          { request_put: { key: keyBuf, value: entryValue(), lease: leaseId } },
           { request_range: this.newestKeys(prefix, 2) },
         ],
         failure: [{ request_range: { key: keyBuf, keys_only: true } }],
@@ -102,13 +107,13 @@ export class QueueStore {
     await this.client.kv.deleteRange({ key: Buffer.from(key) }, this.callOptions());
   }
 
-  /** All keys of a resource's queue, oldest first. */
-  async queue(prefix: string): Promise<IKeyValue[]> {
+  /** All keys of a resource's queue, holder first. */
+  async queue(prefix: string): Promise<LockQueueEntry[]> {
     const res = await this.client.kv.range(
       { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Ascend' },
       this.callOptions(),
     );
-    return res.kvs;
+    return res.kvs.map(toQueueEntry);
   }
 
   private newestKeys(prefix: string, limit: number): IRangeRequest {
@@ -125,4 +130,22 @@ export class QueueStore {
   private callOptions() {
     return { deadline: Date.now() + this.requestTimeoutMs };
   }
+}
+
+function entryValue(): Buffer {
+  const value: QueueEntryValue = { owner: OWNER, queuedAt: new Date().toISOString() };
+  return Buffer.from(JSON.stringify(value));
+}
+
+function toQueueEntry(kv: IKeyValue): LockQueueEntry {
+  const entry: LockQueueEntry = { key: kv.key.toString(), leaseId: BigInt(kv.lease).toString(16), fencingToken: BigInt(kv.create_revision) };
+  try {
+    // Keys put by etcdctl or Go's Mutex have empty values; ours say who queued and when.
+    const value = JSON.parse(kv.value.toString()) as Partial<QueueEntryValue>;
+    if (typeof value.owner === 'string') entry.owner = value.owner;
+    if (typeof value.queuedAt === 'string') entry.queuedAt = new Date(value.queuedAt);
+  } catch {
+    // not one of ours
+  }
+  return entry;
 }

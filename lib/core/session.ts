@@ -7,6 +7,7 @@ import {
 } from 'etcd3';
 import { InvalidLockArgumentError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
+import type { LeaseEnd, LockLease } from './handle.js';
 import type { LockLogger } from './logger.js';
 
 export interface SessionOptions {
@@ -20,10 +21,7 @@ export interface SessionOptions {
 }
 
 /** Why a session ended; every lock held on it is lost for this reason. */
-export interface SessionEnd {
-  reason: string;
-  cause?: unknown;
-}
+export type SessionEnd = LeaseEnd;
 
 type LossListener = (end: SessionEnd) => void;
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -39,7 +37,7 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
  * before that instant (it received the keepalive after we sent it), so when the deadline passes
  * we declare loss strictly before anyone else could be granted our locks.
  */
-export class Session {
+export class Session implements LockLease {
   readonly leaseHex: string;
   private deadline: number;
   private lastRenewal: number;

@@ -1,5 +1,5 @@
 import { LockLostError, LockTimeoutError } from './errors.js';
-import type { Session } from './session.js';
+import type { LockLease } from './handle.js';
 
 /** Longest delay setTimeout accepts; a longer wait is simply not timed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -14,7 +14,7 @@ export class WaitScope {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly cleanups: Array<() => void> = [];
 
-  constructor(resource: string, waitTimeoutMs: number, external: AbortSignal | undefined, session: Session) {
+  constructor(resource: string, waitTimeoutMs: number, external: AbortSignal | undefined, session: LockLease) {
     const abort = (reason: unknown) => this.controller.abort(reason);
     if (waitTimeoutMs <= MAX_TIMER_MS) {
       this.timer = setTimeout(() => abort(new LockTimeoutError(resource, waitTimeoutMs)), waitTimeoutMs);

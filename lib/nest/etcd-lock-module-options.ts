@@ -13,6 +13,8 @@ export interface EtcdLockModuleOptions extends Omit<LockClientOptions, 'logger'>
    * (409 + Retry-After, 400, 503). Default `true`; set `false` to map them yourself.
    */
   httpExceptionFilter?: boolean;
-  /** Where warnings go: a logger, `false` for silence, default Nest's `Logger` (debug lines dropped). */
+  /** Where warnings go: a logger, `false` for silence, default Nest's `Logger`. */
   logger?: LockLogger | false;
+  /** Log every lock event (waiting, acquired, released, lost, failed) at debug level. Default `false`. */
+  debug?: boolean;
 }

@@ -6,16 +6,14 @@ import { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
 import type { EtcdLockModuleOptions } from './etcd-lock-module-options.js';
 import { ConfigurableEtcdLockModule, ETCD_LOCK_MODULE_OPTIONS } from './etcd-lock.module-definition.js';
 import { DisabledLockExceptionFilter, LockExceptionFilter } from './lock-exception.filter.js';
-import { LockInterceptor } from './lock.interceptor.js';
-import { LockService } from './lock.service.js';
-import { LockedProvidersBinder } from './locked-providers.binder.js';
+import { lockLayerProviders } from './lock-layer.providers.js';
 
 const clientProvider: Provider = {
   provide: ETCD_LOCK_CLIENT,
   inject: [ETCD_LOCK_MODULE_OPTIONS],
   useFactory: async (options: EtcdLockModuleOptions) => {
-    const { lazyConnect, httpExceptionFilter, logger, ...clientOptions } = options ?? {};
-    const client = new EtcdLockClient({ ...clientOptions, logger: resolveLogger(logger) });
+    const { lazyConnect, httpExceptionFilter, logger, debug, ...clientOptions } = options ?? {};
+    const client = new EtcdLockClient({ ...clientOptions, logger: resolveLogger(logger, debug === true) });
     if (!lazyConnect) {
       try {
         await client.connect();
@@ -47,14 +45,18 @@ const filterProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [clientProvider, filterProvider, LockService, LockInterceptor, LockedProvidersBinder],
-  exports: [ETCD_LOCK_CLIENT, LockService, LockInterceptor],
+  providers: [clientProvider, filterProvider, ...lockLayerProviders],
+  exports: [ETCD_LOCK_CLIENT, ...lockLayerProviders],
 })
 export class EtcdLockModule extends ConfigurableEtcdLockModule {}
 
-function resolveLogger(logger: LockLogger | false | undefined): LockLogger {
+/** Debug lines only when asked for: Nest prints debug by default, and a lock logs on every request. */
+function resolveLogger(logger: LockLogger | false | undefined, debug: boolean): LockLogger {
   if (logger === false) return silentLogger;
-  if (logger) return logger;
-  const nest = new Logger('EtcdLockModule');
-  return { warn: message => nest.warn(message), error: message => nest.error(message) };
+  const target = logger || new Logger('EtcdLockModule');
+  return {
+    warn: message => target.warn(message),
+    error: message => target.error(message),
+    debug: debug && target.debug ? message => target.debug!(message) : undefined,
+  };
 }

@@ -1,10 +1,13 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Observable } from 'rxjs';
 import {
-  EtcdLockClient,
+  LockClient,
   LockHandle,
   LockSet,
   type AcquireOptions,
   type HeldLock,
+  type LockEvent,
+  type LockInspection,
   type SessionStatus,
 } from '../core/index.js';
 import { runWhileHeld } from '../core/handle.js';
@@ -35,7 +38,15 @@ export interface EnteredLock {
  */
 @Injectable()
 export class LockService implements OnApplicationShutdown {
-  constructor(@Inject(ETCD_LOCK_CLIENT) readonly client: EtcdLockClient) {}
+  /**
+   * Every lock event of this application (waiting, acquired with `waitedMs`, released with
+   * `heldMs`, lost, failed): feed metrics from it. Hot: subscribers see events from then on.
+   */
+  readonly events$: Observable<LockEvent>;
+
+  constructor(@Inject(ETCD_LOCK_CLIENT) readonly client: LockClient) {
+    this.events$ = new Observable<LockEvent>(subscriber => this.client.events.subscribe(event => subscriber.next(event)));
+  }
 
   /** Waits for the lock(s) and returns them held; you must `release()` them. Not re-entrant. */
   acquire<R extends Resources>(resource: R, options?: AcquireOptions): Promise<HeldLock<R>> {
@@ -60,6 +71,11 @@ export class LockService implements OnApplicationShutdown {
   /** The lock held by the innermost `withLock` / `@Locked` around the current call, if any. */
   current(): LockHandle | LockSet | undefined {
     return lockScope.getStore()?.current;
+  }
+
+  /** Who holds `resource` now and who waits for it, in grant order (read from etcd). */
+  inspect(resource: string): Promise<LockInspection> {
+    return this.client.inspect(resource);
   }
 
   /** The state of the module's lease: for health checks. */

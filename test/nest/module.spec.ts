@@ -122,6 +122,20 @@ describe('EtcdLockModule configuration (real etcd)', () => {
   });
 
   it.each([
+    [false, 0],
+    [true, 2],
+  ])('logs lock events at debug level only with debug: %s', async (debug, expectedLines) => {
+    const lines: string[] = [];
+    const logger = { warn() {}, error() {}, debug: (line: string) => lines.push(line) };
+    const app = await boot([EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('debug'), logger, debug })]);
+    await app.get(LockService).withLock('logged', () => undefined);
+    await app.close();
+    const events = lines.filter(line => line.includes('"logged"'));
+    expect(events).toHaveLength(expectedLines);
+    if (debug) expect(events[0]).toMatch(/^acquired "logged" after [\d.]+ ms, fencing token \d+$/);
+  });
+
+  it.each([
     [{ ttl: 0 }, 'Invalid ttl: expected a whole number of seconds >= 1, got number 0'],
     [{ ttl: 1.5 }, 'Invalid ttl'],
     [{ hosts: [] }, 'Invalid hosts'],

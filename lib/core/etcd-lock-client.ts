@@ -1,0 +1,148 @@
+import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
+import { LockClientClosedError } from './errors.js';
+import { toLockError } from './etcd-errors.js';
+import { FairMutex } from './fair-mutex.js';
+import type { LockHandle } from './handle.js';
+import { resourcePrefix } from './keys.js';
+import { LockClient, type AcquireOneOptions, type SessionStatus } from './lock-client.js';
+import type { LockInspection } from './lock-inspection.js';
+import { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } from './options.js';
+import { QueueStore } from './queue-store.js';
+import { Session } from './session.js';
+
+/**
+ * Distributed locks on etcd: fair (FIFO by create revision), bound to one renewed lease, with a
+ * fencing token per grant and an AbortSignal that fires when the lock is lost. Framework-free;
+ * the NestJS module wraps one instance of it.
+ */
+export class EtcdLockClient extends LockClient {
+  /** The underlying etcd3 client. */
+  readonly etcd: Etcd3;
+  private readonly store: QueueStore;
+  private readonly mutex: FairMutex;
+  /** One session per lease TTL in use; nearly always just the default one. */
+  private readonly sessions = new Map<number, Promise<Session>>();
+  private readonly resolvedSessions = new Map<number, Session>();
+  private closed = false;
+
+  constructor(options: LockClientOptions = {}) {
+    const resolved = resolveLockOptions(options);
+    super(resolved);
+    this.etcd = resolved.client ?? createEtcdClient(resolved);
+    this.store = new QueueStore(this.etcd, resolved.requestTimeout);
+    this.mutex = new FairMutex(this.etcd, this.store, resolved.prefix, resolved.logger, this.events);
+  }
+
+  async connect(): Promise<void> {
+    await this.session(this.options.ttl, this.options.dialTimeout);
+  }
+
+  status(ttl = this.options.ttl): SessionStatus {
+    if (this.closed) return { state: 'closed' };
+    if (!this.sessions.has(ttl)) return { state: 'idle' };
+    const session = this.resolvedSessions.get(ttl);
+    if (!session) return { state: 'connecting' };
+    return {
+      state: !session.alive ? 'lost' : session.renewalOverdue ? 'renewing' : 'alive',
+      leaseId: session.leaseHex,
+      grantedTtl: session.grantedTtl,
+      remainingMs: session.remainingMs,
+    };
+  }
+
+  /**
+   * Checks that etcd answers a linearizable read (so a member without quorum counts as down)
+   * within `timeoutMs`; resolves with the round trip in ms.
+   * @throws EtcdUnavailableError / EtcdAuthenticationError
+   */
+  async ping(timeoutMs = this.options.requestTimeout): Promise<number> {
+    const started = performance.now();
+    try {
+      await this.etcd.kv.range({ key: Buffer.from(this.options.prefix), count_only: true, limit: 1 }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
+      throw toLockError(err, 'reading from etcd');
+    }
+    return performance.now() - started;
+  }
+
+  async inspect(resource: string): Promise<LockInspection> {
+    const prefix = resourcePrefix(this.options.prefix, resource);
+    try {
+      const [holder, ...waiters] = await this.store.queue(prefix);
+      return { resource, holder, waiters };
+    } catch (err) {
+      throw toLockError(err, `inspecting lock "${resource}"`);
+    }
+  }
+
+  /**
+   * Stops taking locks, revokes every lease (deleting all our keys at once, so waiters elsewhere
+   * proceed immediately), and closes the etcd client unless it was given to us.
+   * Held locks' signals abort with LockLostError; pending acquisitions reject.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const sessions = await Promise.allSettled([...this.sessions.values()]);
+    this.sessions.clear();
+    await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+    await this.mutex.settled();
+    if (!this.options.client) this.etcd.close();
+  }
+
+  protected async acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
+    const session = await this.session(ttl, this.options.dialTimeout);
+    return this.mutex.acquire(session, resource, options);
+  }
+
+  /** The live session for a TTL, opening a fresh one after a loss. */
+  private async session(ttl: number, timeoutMs: number): Promise<Session> {
+    if (this.closed) throw new LockClientClosedError();
+    const current = this.resolvedSessions.get(ttl);
+    if (current && !current.alive) this.forget(ttl, current);
+    let pending = this.sessions.get(ttl);
+    if (!pending) {
+      pending = Session.open(this.etcd, { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger }, timeoutMs);
+      this.sessions.set(ttl, pending);
+      pending.then(
+        session => {
+          if (this.sessions.get(ttl) !== pending) return;
+          this.resolvedSessions.set(ttl, session);
+          session.onEnd(() => this.forget(ttl, session));
+        },
+        () => {
+          if (this.sessions.get(ttl) === pending) this.sessions.delete(ttl);
+        },
+      );
+    }
+    const session = await pending;
+    if (this.closed) {
+      await session.close();
+      throw new LockClientClosedError();
+    }
+    return session;
+  }
+
+  private forget(ttl: number, session: Session): void {
+    if (this.resolvedSessions.get(ttl) !== session) return;
+    this.resolvedSessions.delete(ttl);
+    this.sessions.delete(ttl);
+  }
+}
+
+/**
+ * etcd3's default breaker shuts a host out for 5 s after three failures; with one endpoint that
+ * is a 5 s outage after any blip, longer than short lease TTLs. Half-open after 500 ms instead.
+ */
+function createEtcdClient(options: ResolvedLockOptions): Etcd3 {
+  return new Etcd3({
+    hosts: options.hosts,
+    auth: options.auth,
+    credentials: options.credentials,
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(3) }),
+    },
+    ...options.etcdOptions,
+  });
+}

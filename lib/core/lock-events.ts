@@ -1,0 +1,54 @@
+import type { LockError } from './errors.js';
+import type { LockLogger } from './logger.js';
+
+/** What happens to locks, for metrics and debugging. Times are in ms. */
+export type LockEvent =
+  /** Queued behind another holder. */
+  | { type: 'waiting'; resource: string; key: string }
+  | { type: 'acquired'; resource: string; key: string; fencingToken: bigint; waitedMs: number }
+  | { type: 'released'; resource: string; key: string; heldMs: number }
+  | { type: 'lost'; resource: string; key: string; heldMs: number; reason: string }
+  /** An acquisition that did not succeed: timeout, busy, aborted, etcd unavailable, ... */
+  | { type: 'failed'; resource: string; waitedMs: number; error: unknown };
+
+export type LockEventListener = (event: LockEvent) => void;
+
+/** A tiny synchronous event hub: listeners cannot break the lock code that emits. */
+export class LockEvents {
+  private readonly listeners = new Set<LockEventListener>();
+
+  constructor(private readonly logger: LockLogger) {
+    if (logger.debug) this.listeners.add(event => logger.debug!(describeEvent(event)));
+  }
+
+  /** Calls `listener` for every event from now on; returns the unsubscriber. */
+  subscribe(listener: LockEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: LockEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger.error(`a lock event listener threw: ${String(err)}`);
+      }
+    }
+  }
+}
+
+function describeEvent(event: LockEvent): string {
+  switch (event.type) {
+    case 'waiting':
+      return `waiting for "${event.resource}" (${event.key})`;
+    case 'acquired':
+      return `acquired "${event.resource}" after ${event.waitedMs.toFixed(1)} ms, fencing token ${event.fencingToken}`;
+    case 'released':
+      return `released "${event.resource}" after ${event.heldMs.toFixed(1)} ms`;
+    case 'lost':
+      return `lost "${event.resource}" after ${event.heldMs.toFixed(1)} ms: ${event.reason}`;
+    case 'failed':
+      return `failed to acquire "${event.resource}" after ${event.waitedMs.toFixed(1)} ms: ${(event.error as LockError)?.message ?? String(event.error)}`;
+  }
+}
