@@ -3,6 +3,7 @@ import { DeletionWatch } from './deletion-watch.js';
 import { LockBusyError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
+import { HeldKeysAudit } from './held-keys-audit.js';
 import { resourcePrefix } from './keys.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
@@ -29,6 +30,7 @@ const WATCH_RETRY_MS = 50;
 export class FairMutex {
   private sequence = 0;
   private readonly background = new Set<Promise<void>>();
+  private readonly audits = new WeakMap<Session, HeldKeysAudit>();
 
   constructor(
     private readonly client: Etcd3,
@@ -58,7 +60,13 @@ export class FairMutex {
       await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
-      return new LockHandle(resource, key, BigInt(revision), session, () => this.deleteKey(session, key, revision), this.events);
+      const audit = this.auditOf(session);
+      const handle = new LockHandle(resource, key, BigInt(revision), session, held => {
+        audit.delete(held);
+        return this.deleteKey(session, key, revision);
+      }, this.events);
+      audit.add(handle);
+      return handle;
     } catch (err) {
       const cleanup = this.abandon(session, key, createRevision, put);
       // A lost session's keys go with its lease, and its etcd is likely unreachable: do not
@@ -69,6 +77,15 @@ export class FairMutex {
     } finally {
       scope.dispose();
     }
+  }
+
+  private auditOf(session: Session): HeldKeysAudit {
+    let audit = this.audits.get(session);
+    if (!audit) {
+      audit = new HeldKeysAudit(this.client, session, this.store.requestTimeoutMs, this.logger);
+      this.audits.set(session, audit);
+    }
+    return audit;
   }
 
   /** Settles once every background key deletion has finished. */

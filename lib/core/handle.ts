@@ -28,8 +28,6 @@ export interface LockLease {
  * the store reject a token lower than the highest it has seen.
  */
 export class LockHandle {
-  /** Aborts with a {@link LockLostError} when the lock is lost (lease expired, key deleted, client closed). */
-  readonly signal: AbortSignal;
   private readonly controller = new AbortController();
   private released: Promise<void> | undefined;
   private readonly stopWatchingSession: () => void;
@@ -50,8 +48,18 @@ export class LockHandle {
     private readonly deleteKey: (handle: LockHandle) => Promise<void>,
     private readonly events: LockEvents,
   ) {
-    this.signal = this.controller.signal;
     this.stopWatchingSession = session.onEnd(end => this.markLost(end.reason, end.cause));
+  }
+
+  /**
+   * Aborts with a {@link LockLostError} when the lock is lost (lease expired, key deleted, client
+   * closed). Reading it checks the lease deadline on the spot: after a long pause (GC, SIGSTOP)
+   * the timers that would report the loss may not have run yet, but `lock.signal.aborted` is
+   * already true.
+   */
+  get signal(): AbortSignal {
+    this.checkSession();
+    return this.controller.signal;
   }
 
   /** The etcd lease the lock's key is bound to, in hex (as `etcdctl lease list` shows it). */
@@ -61,7 +69,6 @@ export class LockHandle {
 
   /** True once the lock is known to be lost. */
   get lost(): boolean {
-    this.checkSession();
     return this.signal.aborted && !this.released;
   }
 
@@ -70,8 +77,7 @@ export class LockHandle {
    * spot, so a process resumed after a long pause learns of the loss before its timers run.
    */
   throwIfLost(): void {
-    this.checkSession();
-    if (this.signal.aborted) throw this.signal.reason;
+    this.signal.throwIfAborted();
   }
 
   /**
@@ -81,7 +87,7 @@ export class LockHandle {
   release(): Promise<void> {
     this.released ??= (async () => {
       this.stopWatchingSession();
-      if (!this.signal.aborted) {
+      if (!this.controller.signal.aborted) {
         this.events.emit({ type: 'released', resource: this.resource, key: this.key, heldMs: this.heldMs() });
       }
       await this.deleteKey(this);
@@ -91,7 +97,7 @@ export class LockHandle {
 
   /** @internal The lock client calls this when it learns the key is gone. */
   markLost(reason: string, cause?: unknown): void {
-    if (this.released || this.signal.aborted) return;
+    if (this.released || this.controller.signal.aborted) return;
     this.controller.abort(new LockLostError(this.resource, reason, { cause }));
     this.events.emit({ type: 'lost', resource: this.resource, key: this.key, heldMs: this.heldMs(), reason });
   }

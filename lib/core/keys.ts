@@ -64,7 +64,7 @@ export function prefixRangeEnd(prefix: string): Buffer {
 }
 
 export function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null || value === undefined) return String(value);
   if (typeof value === 'string') return JSON.stringify(value);
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }

@@ -1,6 +1,6 @@
 import { InvalidLockArgumentError, LockBusyError } from './errors.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
-import { assertResourceName, encodeResource } from './keys.js';
+import { encodeResource, resourcePrefix } from './keys.js';
 import { LockEvents } from './lock-events.js';
 import type { LockInspection } from './lock-inspection.js';
 import { resolveTtl, resolveWaitTimeout, type ResolvedLockOptions } from './options.js';
@@ -109,7 +109,7 @@ export abstract class LockClient {
     // Try-only never waits; each of its requests is bounded by requestTimeout instead.
     const oneOptions = { waitTimeoutMs: tryNow ? Infinity : waitTimeout, tryOnly: tryNow, signal: options.signal };
     if (typeof resource === 'string' || !Array.isArray(resource)) {
-      assertResourceName(resource);
+      resourcePrefix(this.options.prefix, resource as string); // checks the name and the key's size, before any etcd call
       return (await this.acquireTimed(resource as string, ttl, oneOptions)) as HeldLock<R>;
     }
     return (await this.takeAll(resource, ttl, oneOptions)) as HeldLock<R>;
@@ -118,7 +118,7 @@ export abstract class LockClient {
   /** Takes several locks in the order of their keys, so every caller queues in the same order. */
   private async takeAll(resources: readonly string[], ttl: number, options: AcquireOneOptions): Promise<LockSet> {
     if (resources.length === 0) throw new InvalidLockArgumentError('resource', 'the list of resources is empty');
-    resources.forEach(assertResourceName);
+    for (const resource of resources) resourcePrefix(this.options.prefix, resource);
     const ordered = [...new Set(resources)].sort((a, b) => Buffer.compare(Buffer.from(encodeResource(a)), Buffer.from(encodeResource(b))));
     const deadline = performance.now() + options.waitTimeoutMs;
     const held: LockHandle[] = [];

@@ -29,7 +29,7 @@ export type Enqueued =
 export class QueueStore {
   constructor(
     private readonly client: Etcd3,
-    private readonly requestTimeoutMs: number,
+    readonly requestTimeoutMs: number,
   ) {}
 
   /**

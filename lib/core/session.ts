@@ -43,6 +43,7 @@ export class Session implements LockLease {
   private lastRenewal: number;
   private ended: SessionEnd | undefined;
   private readonly listeners = new Set<LossListener>();
+  private readonly renewalListeners = new Set<() => void>();
   private readonly renewEveryMs: number;
   private readonly marginMs: number;
   private stream: KeepAliveStream | undefined;
@@ -131,6 +132,12 @@ export class Session implements LockLease {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls `listener` after every acknowledged renewal; returns its remover. */
+  onRenewed(listener: () => void): () => void {
+    this.renewalListeners.add(listener);
+    return () => this.renewalListeners.delete(listener);
+  }
+
   /** Declares the session lost: listeners fire now, then the lease is revoked best-effort. */
   lose(reason: string, cause?: unknown): void {
     if (!this.finish({ reason, cause })) return;
@@ -164,6 +171,7 @@ export class Session implements LockLease {
     this.stream = undefined;
     for (const listener of this.listeners) listener(end);
     this.listeners.clear();
+    this.renewalListeners.clear();
     return true;
   }
 
@@ -212,7 +220,7 @@ export class Session implements LockLease {
         }
         this.stream = stream;
         this.inFlight = [];
-        stream.on('data', res => this.onRenewed(res));
+        stream.on('data', res => this.onKeepAliveAnswer(res));
         stream.on('error', err => this.onStreamBroken(stream, err));
         stream.on('end', () => this.onStreamBroken(stream, new Error('keepalive stream ended')));
         this.renew();
@@ -223,7 +231,7 @@ export class Session implements LockLease {
       });
   }
 
-  private onRenewed(res: ILeaseKeepAliveResponse): void {
+  private onKeepAliveAnswer(res: ILeaseKeepAliveResponse): void {
     const sentAt = this.inFlight.shift();
     if (!this.checkDeadline() || sentAt === undefined) return;
     const ttl = Number(res.TTL);
@@ -234,6 +242,7 @@ export class Session implements LockLease {
     this.lastRenewal = sentAt;
     this.deadline = sentAt + ttl * 1000 - this.marginMs;
     this.armLossTimer();
+    for (const listener of this.renewalListeners) listener();
   }
 
   private onStreamBroken(stream: KeepAliveStream | undefined, err: unknown): void {

@@ -9,7 +9,7 @@ afterAll(async () => {
 
 lockClientContract('etcd', async () => {
   etcd = await startEtcd();
-  const client = new EtcdLockClient({ hosts: etcd.endpoints, prefix: 'contract/', ttl: 1, waitTimeout: 5000 });
+  const client = new EtcdLockClient({ hosts: etcd.endpoints, prefix: 'contract/', ttl: 2, waitTimeout: 5000 });
   await client.connect();
   return {
     client,
