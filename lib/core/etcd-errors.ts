@@ -21,7 +21,9 @@ export function toLockError(err: unknown, during: string): LockError {
     err instanceof EtcdInvalidAuthTokenError ||
     err instanceof EtcdRoleNotGrantedError ||
     err instanceof EtcdUserNotFoundError ||
-    err instanceof GRPCUnauthenticatedError
+    err instanceof GRPCUnauthenticatedError ||
+    // With auth on, etcd answers a request that carries no credentials with InvalidArgument.
+    /etcdserver: user name is empty/.test(message)
   ) {
     return new EtcdAuthenticationError(`${during}: ${message}`, { cause: err });
   }

@@ -40,7 +40,7 @@ export function resourcePrefix(prefix: string, resource: string): string {
 
 export function assertResourceName(resource: unknown): asserts resource is string {
   if (typeof resource !== 'string') {
-    throw new InvalidLockArgumentError('resource', `expected a string, got ${describe(resource)}`);
+    throw new InvalidLockArgumentError('resource', `expected a string, got ${describeValue(resource)}`);
   }
   if (resource.length === 0) {
     throw new InvalidLockArgumentError('resource', 'must not be empty');
@@ -63,7 +63,8 @@ export function prefixRangeEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
-export function describe(value: unknown): string {
+/** A short rendering of a bad value for an error message (never dumps an object). */
+export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'string') return JSON.stringify(value);
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;

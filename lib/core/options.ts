@@ -1,6 +1,6 @@
 import type { Etcd3, IOptions } from 'etcd3';
 import { InvalidLockArgumentError } from './errors.js';
-import { describe } from './keys.js';
+import { describeValue } from './keys.js';
 import { silentLogger, type LockLogger } from './logger.js';
 
 /** Options of {@link EtcdLockClient}, and of `EtcdLockModule.forRoot()`. */
@@ -50,7 +50,7 @@ const KNOWN_OPTIONS = new Set<string>([
 /** Validates options up front, so a typo fails at bootstrap with the field named. */
 export function resolveLockOptions(options: LockClientOptions = {}): ResolvedLockOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new InvalidLockArgumentError('options', `expected an object, got ${describe(options)}`);
+    throw new InvalidLockArgumentError('options', `expected an object, got ${describeValue(options)}`);
   }
   for (const name of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(name)) throw new InvalidLockArgumentError(name, 'unknown option');
@@ -66,7 +66,7 @@ export function resolveLockOptions(options: LockClientOptions = {}): ResolvedLoc
     throw new InvalidLockArgumentError('credentials', 'rootCertificate must be a Buffer');
   }
   const prefix = options.prefix ?? 'locks/';
-  if (typeof prefix !== 'string') throw new InvalidLockArgumentError('prefix', `expected a string, got ${describe(prefix)}`);
+  if (typeof prefix !== 'string') throw new InvalidLockArgumentError('prefix', `expected a string, got ${describeValue(prefix)}`);
   const logger = options.logger ?? silentLogger;
   if (typeof logger?.warn !== 'function' || typeof logger.error !== 'function') {
     throw new InvalidLockArgumentError('logger', 'expected an object with warn() and error()');
@@ -89,7 +89,7 @@ export function resolveLockOptions(options: LockClientOptions = {}): ResolvedLoc
 /** A lease TTL: whole seconds, at least 1 (etcd may demand more; the session checks). */
 export function resolveTtl(ttl: unknown, field = 'ttl'): number {
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1) {
-    throw new InvalidLockArgumentError(field, `expected a whole number of seconds >= 1, got ${describe(ttl)}`);
+    throw new InvalidLockArgumentError(field, `expected a whole number of seconds >= 1, got ${describeValue(ttl)}`);
   }
   return ttl;
 }
@@ -97,14 +97,14 @@ export function resolveTtl(ttl: unknown, field = 'ttl'): number {
 /** A wait timeout in ms: 0 means "do not wait" (try-only), `Infinity` means "wait for ever". */
 export function resolveWaitTimeout(ms: unknown, field = 'waitTimeout'): number {
   if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) {
-    throw new InvalidLockArgumentError(field, `expected milliseconds >= 0 or Infinity, got ${describe(ms)}`);
+    throw new InvalidLockArgumentError(field, `expected milliseconds >= 0 or Infinity, got ${describeValue(ms)}`);
   }
   return ms;
 }
 
 function positiveMs(ms: unknown, field: string): number {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
-    throw new InvalidLockArgumentError(field, `expected a positive number of milliseconds, got ${describe(ms)}`);
+    throw new InvalidLockArgumentError(field, `expected a positive number of milliseconds, got ${describeValue(ms)}`);
   }
   return ms;
 }
@@ -112,12 +112,12 @@ function positiveMs(ms: unknown, field: string): number {
 function resolveHosts(hosts: unknown): string[] {
   const list = hosts === undefined ? ['http://127.0.0.1:2379'] : typeof hosts === 'string' ? hosts.split(',') : hosts;
   if (!Array.isArray(list) || list.length === 0) {
-    throw new InvalidLockArgumentError('hosts', `expected a URL or a non-empty list of URLs, got ${describe(hosts)}`);
+    throw new InvalidLockArgumentError('hosts', `expected a URL or a non-empty list of URLs, got ${describeValue(hosts)}`);
   }
   return list.map(host => {
     const value = typeof host === 'string' ? host.trim() : host;
     if (typeof value !== 'string' || !/^(https?:\/\/)?[^\s/]+:\d+\/?$/.test(value)) {
-      throw new InvalidLockArgumentError('hosts', `expected URLs like http://127.0.0.1:2379, got ${describe(host)}`);
+      throw new InvalidLockArgumentError('hosts', `expected URLs like http://127.0.0.1:2379, got ${describeValue(host)}`);
     }
     return value;
   });

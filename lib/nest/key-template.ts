@@ -1,5 +1,5 @@
 import { InvalidLockArgumentError } from '../core/index.js';
-import { describe } from '../core/keys.js';
+import { describeValue } from '../core/keys.js';
 
 /** A `{path.to.value}` placeholder; `{{` and `}}` stand for literal braces. */
 const PLACEHOLDER = /\{\{|\}\}|\{([^{}]*)\}/g;
@@ -23,7 +23,7 @@ export function renderKeyTemplate(template: string, source: unknown): string {
       throw new LockKeyError(template, `${path} is ${value === '' ? 'empty' : 'missing'}`);
     }
     if (!['string', 'number', 'bigint', 'boolean'].includes(typeof value)) {
-      throw new LockKeyError(template, `${path} is ${describe(value)}, expected a string or number`);
+      throw new LockKeyError(template, `${path} is ${describeValue(value)}, expected a string or number`);
     }
     return String(value);
   });

@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { InvalidLockArgumentError } from '../core/index.js';
 import { resolveTtl, resolveWaitTimeout } from '../core/options.js';
-import { describe } from '../core/keys.js';
+import { describeValue } from '../core/keys.js';
 import { renderKeyTemplate, LockKeyError } from './key-template.js';
 import type { LockRunOptions } from './lock.service.js';
 
@@ -31,13 +31,13 @@ export interface LockedDefinition {
 export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedDefinition {
   const templates = typeof key === 'function' ? [] : typeof key === 'string' ? [key] : key;
   if (typeof key !== 'function' && (!Array.isArray(templates) || templates.length === 0 || templates.some(t => typeof t !== 'string' || t === ''))) {
-    throw new InvalidLockArgumentError('@Locked key', `expected a non-empty template, list of templates or function, got ${describe(key)}`);
+    throw new InvalidLockArgumentError('@Locked key', `expected a non-empty template, list of templates or function, got ${describeValue(key)}`);
   }
   const { waitTimeout, tryOnly, ttl, ...unknown } = options;
   const extra = Object.keys(unknown)[0];
   if (extra !== undefined) throw new InvalidLockArgumentError(`@Locked option ${extra}`, 'unknown option');
   if (tryOnly !== undefined && typeof tryOnly !== 'boolean') {
-    throw new InvalidLockArgumentError('@Locked option tryOnly', `expected a boolean, got ${describe(tryOnly)}`);
+    throw new InvalidLockArgumentError('@Locked option tryOnly', `expected a boolean, got ${describeValue(tryOnly)}`);
   }
   return {
     key,
@@ -55,7 +55,7 @@ export function resolveResources(key: LockKey, source: unknown, fnArgs: unknown[
     const value = key(...fnArgs);
     const names = typeof value === 'string' ? [value] : value;
     if (!Array.isArray(names) || names.length === 0 || names.some(n => typeof n !== 'string' || n === '')) {
-      throw new LockKeyError(key.name || 'key function', `returned ${describe(value)}, expected a non-empty string or list of strings`);
+      throw new LockKeyError(key.name || 'key function', `returned ${describeValue(value)}, expected a non-empty string or list of strings`);
     }
     return [...names];
   }
