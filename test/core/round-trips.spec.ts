@@ -1,0 +1,158 @@
+/**
+ * Acceptance 3: once the session exists, an uncontended acquire is ONE etcd round trip and a
+ * release is one. Also pins the cost of a contended handoff, and checks that handoffs are not
+ * throttled by etcd's unsynced-watch loop (~10 per second, as with Go's Mutex).
+ */
+import type { Etcd3 } from 'etcd3';
+import { EtcdLockClient } from '../../lib/core/index.js';
+import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { waitFor } from '../support/wait.js';
+import { countRpcs, observer, readQueue, storeRevision, track, type RpcCounter } from './helpers.js';
+
+describe('etcd round trips', () => {
+  let etcd: EtcdCluster;
+  let client: EtcdLockClient;
+  let rpcs: RpcCounter;
+  let view: Etcd3;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    view = observer(etcd.endpoints);
+    // TTL 60: the first renewal (and the audit of held keys that follows each renewal) comes
+    // after 20 s, long after this file is done, so every call counted here is the acquisition's.
+    client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 60 });
+    rpcs = countRpcs(client.etcd);
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    rpcs?.restore();
+    await client?.close();
+    view?.close();
+    await etcd?.close();
+  });
+
+  beforeEach(() => rpcs.reset());
+
+  it('connect() is one lease grant; connecting again costs nothing', async () => {
+    const fresh = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 60 });
+    const freshRpcs = countRpcs(fresh.etcd);
+    try {
+      await fresh.connect();
+      expect(freshRpcs.calls).toEqual(['Lease.leaseGrant']);
+      await fresh.connect();
+      expect(freshRpcs.calls).toEqual(['Lease.leaseGrant']);
+      expect(fresh.status().state).toBe('alive');
+    } finally {
+      freshRpcs.restore();
+      await fresh.close();
+    }
+  });
+
+  it('an uncontended acquire is one KV.txn, no watch; its release is one KV.txn', async () => {
+    const handle = await client.acquire('uncontended');
+    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.watches).toBe(0);
+    expect((await readQueue(view, 'locks/uncontended/')).map(e => e.key)).toEqual([handle.key]);
+
+    rpcs.reset();
+    await handle.release();
+    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.watches).toBe(0);
+    expect(await readQueue(view, 'locks/uncontended/')).toEqual([]);
+
+    rpcs.reset();
+    await handle.release(); // idempotent: no further call
+    expect(rpcs.calls).toEqual([]);
+  });
+
+  it('an uncontended tryAcquire is one KV.txn; a busy one is one KV.txn and writes nothing', async () => {
+    const handle = await client.tryAcquire('try-rt');
+    expect(handle).not.toBeNull();
+    expect(rpcs.calls).toEqual(['KV.txn']);
+
+    const before = await storeRevision(view);
+    rpcs.reset();
+    expect(await client.tryAcquire('try-rt')).toBeNull();
+    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.watches).toBe(0);
+    expect(await storeRevision(view)).toBe(before); // no write at all, not even a put + delete
+    await handle!.release();
+  });
+
+  it('withLock uncontended: one txn in, one txn out', async () => {
+    const result = await client.withLock('with-lock-rt', lock => lock.fencingToken);
+    expect(typeof result).toBe('bigint');
+    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+  });
+
+  it('the first acquire on a fresh client is one lease grant + one KV.txn', async () => {
+    const fresh = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 60 });
+    const freshRpcs = countRpcs(fresh.etcd);
+    try {
+      const handle = await fresh.acquire('fresh');
+      expect(freshRpcs.calls).toEqual(['Lease.leaseGrant', 'KV.txn']);
+      await handle.release();
+    } finally {
+      freshRpcs.restore();
+      await fresh.close();
+    }
+  });
+
+  it('a contended handoff: the waiter costs its put, one watch and two queue reads', async () => {
+    const holder = await client.acquire('handoff');
+    rpcs.reset();
+    const waiter = track(client.acquire('handoff'));
+    // put (1 txn) → watch on the holder's key → re-read once the watch is armed (1 txn).
+    await waitFor(() => rpcs.watches === 1 && rpcs.completed === 2, { message: () => `waiter armed (calls ${rpcs.calls})` });
+    expect(waiter.outcome.status).toBe('pending');
+    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+
+    rpcs.reset();
+    const releasedAt = performance.now();
+    await holder.release();
+    const handle = await waiter.promise;
+    const handoffMs = performance.now() - releasedAt;
+    // The release (1 txn), then the waiter's one re-read after the deletion event.
+    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+    expect(rpcs.watches).toBe(0);
+    console.log(`[round trips] handoff: release + waiter re-read = ${rpcs.calls.length} txns, ${handoffMs.toFixed(1)} ms from release to grant`);
+    await handle.release();
+  });
+
+  it('a chain of waiters hands the lock over far faster than a 100 ms unsynced-watch poll would', async () => {
+    const holders = 40;
+    const first = await client.acquire('chain');
+    rpcs.reset();
+    let handed = 0;
+    const chain = Array.from({ length: holders }, () =>
+      client.acquire('chain').then(async handle => {
+        handed++;
+        await handle.release();
+      }),
+    );
+    // Each waiter: its put, a watch on its predecessor, one re-read once the watch is armed.
+    await waitFor(() => rpcs.watches === holders && rpcs.completed === 2 * holders, {
+      message: () => `every waiter armed (${rpcs.watches} watches, ${rpcs.completed} calls done)`,
+    });
+    expect(rpcs.calls.length).toBe(2 * holders);
+    expect((await readQueue(view, 'locks/chain/')).length).toBe(holders + 1);
+    rpcs.reset();
+    const start = performance.now();
+    await first.release();
+    await Promise.all(chain);
+    const elapsed = performance.now() - start;
+    const perSecond = (holders / elapsed) * 1000;
+    console.log(
+      `[round trips] ${holders} consecutive handoffs in ${elapsed.toFixed(0)} ms (${perSecond.toFixed(0)}/s), ` +
+        `${(rpcs.calls.length / holders).toFixed(2)} calls and ${(rpcs.watches / holders).toFixed(2)} new watches per handoff`,
+    );
+    expect(handed).toBe(holders);
+    // Each handoff: one release txn + the next waiter's re-read; no re-watching, no herd.
+    expect(rpcs.calls.every(c => c === 'KV.txn')).toBe(true);
+    expect(rpcs.calls.length).toBe(2 * holders + 1);
+    expect(rpcs.watches).toBe(0);
+    // A watch started at an old revision is served by etcd's 100 ms unsynced loop: ≤ 10 handoffs/s.
+    expect(perSecond).toBeGreaterThan(25);
+  });
+});
