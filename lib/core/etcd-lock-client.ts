@@ -35,7 +35,10 @@ export class EtcdLockClient extends LockClient {
   }
 
   async connect(): Promise<void> {
+    if (this.resolvedSessions.get(this.options.ttl)?.alive) return;
     await this.session(this.options.ttl, this.options.dialTimeout);
+    // etcd 3.4 grants leases without checking credentials: a read proves them at startup.
+    await this.ping(this.options.dialTimeout);
   }
 
   status(ttl = this.options.ttl): SessionStatus {

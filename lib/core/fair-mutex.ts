@@ -16,6 +16,9 @@ import { WaitScope } from './wait-scope.js';
 /** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
 const WATCH_RETRY_MS = 50;
 
+/** How long a failed acquisition waits for its key's deletion before rejecting anyway. */
+const CLEANUP_GRACE_MS = 250;
+
 /**
  * etcd's `concurrency.Mutex` algorithm, made exact and fast:
  * - each acquisition puts its own key under `<prefix><resource>/` on the session lease; the key
@@ -43,7 +46,7 @@ export class FairMutex {
   async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
     const prefix = resourcePrefix(this.keyPrefix, resource);
     const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
-    const scope = new WaitScope(resource, options.waitTimeoutMs, options.signal, session);
+    const scope = new WaitScope(resource, options, session);
     let put: Promise<Enqueued> | undefined;
     let createRevision: string | undefined;
     try {
@@ -69,10 +72,12 @@ export class FairMutex {
       return handle;
     } catch (err) {
       const cleanup = this.abandon(session, key, createRevision, put);
-      // A lost session's keys go with its lease, and its etcd is likely unreachable: do not
-      // hold the rejection for a delete that may take a whole request timeout.
-      if (session.alive) await cleanup;
-      else this.track(cleanup);
+      this.track(cleanup);
+      // Remove our key before rejecting, so the caller never finds its own failed attempt still
+      // queued, but only within a short grace: with etcd unreachable the delete could take a whole
+      // request timeout, and the rejection must not come that much later than the wait timeout.
+      // (A lost session's keys go with its lease anyway.)
+      if (session.alive) await Promise.race([cleanup, delay(CLEANUP_GRACE_MS, { unref: true })]);
       throw scope.aborted ? scope.reason : toLockError(err, `acquiring lock "${resource}"`);
     } finally {
       scope.dispose();
@@ -185,6 +190,9 @@ export class FairMutex {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms));
+function delay(ms: number, { unref = false } = {}): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(resolve, ms);
+    if (unref) timer.unref();
+  });
 }

@@ -1,4 +1,5 @@
-import { InvalidLockArgumentError, LockBusyError } from './errors.js';
+import { GRPCDeadlineExceededError } from 'etcd3';
+import { EtcdUnavailableError, InvalidLockArgumentError, LockBusyError } from './errors.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { encodeResource, resourcePrefix } from './keys.js';
 import { LockEvents } from './lock-events.js';
@@ -17,7 +18,10 @@ export interface AcquireOptions {
 
 /** One resource's acquisition, as the client facade hands it to a backend. */
 export interface AcquireOneOptions {
+  /** Time left to wait, in ms. */
   waitTimeoutMs: number;
+  /** The wait timeout as the caller gave it, for the LockTimeoutError message. */
+  statedTimeoutMs: number;
   tryOnly: boolean;
   signal?: AbortSignal;
 }
@@ -100,6 +104,12 @@ export abstract class LockClient {
   }
 
   private async take<R extends Resources>(resource: R, options: AcquireOptions = {}, tryOnly: boolean): Promise<HeldLock<R>> {
+    for (const name of Object.keys(options ?? {})) {
+      if (!ACQUIRE_OPTIONS.has(name)) throw new InvalidLockArgumentError(name, 'unknown option');
+    }
+    if (tryOnly && options.waitTimeout !== undefined) {
+      throw new InvalidLockArgumentError('waitTimeout', 'tryAcquire never waits; use acquire() with a waitTimeout');
+    }
     const waitTimeout = resolveWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
     const ttl = options.ttl === undefined ? this.options.ttl : resolveTtl(options.ttl);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
@@ -107,7 +117,8 @@ export abstract class LockClient {
     }
     const tryNow = tryOnly || waitTimeout === 0;
     // Try-only never waits; each of its requests is bounded by requestTimeout instead.
-    const oneOptions = { waitTimeoutMs: tryNow ? Infinity : waitTimeout, tryOnly: tryNow, signal: options.signal };
+    const waitTimeoutMs = tryNow ? Infinity : waitTimeout;
+    const oneOptions = { waitTimeoutMs, statedTimeoutMs: waitTimeoutMs, tryOnly: tryNow, signal: options.signal };
     if (typeof resource === 'string' || !Array.isArray(resource)) {
       resourcePrefix(this.options.prefix, resource as string); // checks the name and the key's size, before any etcd call
       return (await this.acquireTimed(resource as string, ttl, oneOptions)) as HeldLock<R>;
@@ -134,16 +145,56 @@ export abstract class LockClient {
     }
   }
 
+  /**
+   * Acquires one resource and reports the outcome. A fast refusal from etcd (a member
+   * restarting, the client's circuit breaker about to half-open) does not fail an acquisition that
+   * may still wait: it is retried with backoff, within the wait timeout and for at most
+   * `dialTimeout`, so that a real outage still surfaces as EtcdUnavailableError.
+   */
   private async acquireTimed(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     const started = performance.now();
-    try {
-      const handle = await this.acquireOne(resource, ttl, options);
-      const waitedMs = performance.now() - started;
-      this.events.emit({ type: 'acquired', resource, key: handle.key, fencingToken: handle.fencingToken, waitedMs });
-      return handle;
-    } catch (error) {
-      this.events.emit({ type: 'failed', resource, waitedMs: performance.now() - started, error });
-      throw error;
+    const giveUpRetryingAt = started + this.options.dialTimeout;
+    for (let pause = RETRY_FIRST_MS; ; pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+      const waitTimeoutMs = options.waitTimeoutMs - (performance.now() - started);
+      try {
+        const handle = await this.acquireOne(resource, ttl, { ...options, waitTimeoutMs });
+        const waitedMs = performance.now() - started;
+        this.events.emit({ type: 'acquired', resource, key: handle.key, fencingToken: handle.fencingToken, waitedMs });
+        return handle;
+      } catch (error) {
+        const now = performance.now();
+        const retry =
+          error instanceof EtcdUnavailableError &&
+          // A request that timed out already spent a whole requestTimeout: report it, don't retry.
+          !(error.cause instanceof GRPCDeadlineExceededError) &&
+          !options.tryOnly &&
+          now + pause < Math.min(giveUpRetryingAt, started + options.waitTimeoutMs) &&
+          !options.signal?.aborted;
+        if (!retry) {
+          this.events.emit({ type: 'failed', resource, waitedMs: now - started, error });
+          throw error;
+        }
+        this.options.logger.debug?.(`acquiring "${resource}": ${error.message}; retrying in ${pause} ms`);
+        await pauseUnlessAborted(pause, options.signal);
+      }
     }
   }
+}
+
+const ACQUIRE_OPTIONS = new Set(['waitTimeout', 'signal', 'ttl']);
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 1000;
+
+function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -1,5 +1,6 @@
 import { LockLostError, LockTimeoutError } from './errors.js';
 import type { LockLease } from './handle.js';
+import type { AcquireOneOptions } from './lock-client.js';
 
 /** Longest delay setTimeout accepts; a longer wait is simply not timed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -14,10 +15,10 @@ export class WaitScope {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly cleanups: Array<() => void> = [];
 
-  constructor(resource: string, waitTimeoutMs: number, external: AbortSignal | undefined, session: LockLease) {
+  constructor(resource: string, { waitTimeoutMs, statedTimeoutMs, signal: external }: AcquireOneOptions, session: LockLease) {
     const abort = (reason: unknown) => this.controller.abort(reason);
     if (waitTimeoutMs <= MAX_TIMER_MS) {
-      this.timer = setTimeout(() => abort(new LockTimeoutError(resource, waitTimeoutMs)), waitTimeoutMs);
+      this.timer = setTimeout(() => abort(new LockTimeoutError(resource, statedTimeoutMs)), Math.max(0, waitTimeoutMs));
     }
     if (external) {
       const onAbort = () => abort(external.reason);

@@ -94,7 +94,7 @@ export class InMemoryLockClient extends LockClient {
     const entry: QueueEntry = { resource, key, token: ++this.revision, lease: this.lease, queuedAt: new Date() };
     queue.push(entry);
     this.queues.set(resource, queue);
-    const scope = new WaitScope(resource, options.waitTimeoutMs, options.signal, entry.lease);
+    const scope = new WaitScope(resource, options, entry.lease);
     try {
       if (queue[0] !== entry) this.events.emit({ type: 'waiting', resource, key });
       while (queue[0] !== entry) {
