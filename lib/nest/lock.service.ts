@@ -63,9 +63,9 @@ export class LockService implements OnApplicationShutdown {
    * (`fencingToken`, `signal`). Rejects with `LockLostError` as soon as the lock is lost.
    */
   async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: LockRunOptions): Promise<T> {
-    const entered = await this.enter(typeof resource === 'string' ? [resource] : [...resource], options);
-    const lock = (typeof resource === 'string' ? entered.lock : asSet(entered.lock)) as HeldLock<R>;
-    return runWhileHeld(entered.lock, entered.taken, () => lockScope.run({ ...entered.scope, current: lock }, () => fn(lock)));
+    const entered = await this.enter(resource, options);
+    const lock = entered.lock as HeldLock<R>;
+    return runWhileHeld(lock, entered.taken, () => lockScope.run(entered.scope, () => fn(lock)));
   }
 
   /** The lock held by the innermost `withLock` / `@Locked` around the current call, if any. */
@@ -83,11 +83,14 @@ export class LockService implements OnApplicationShutdown {
     return this.client.status();
   }
 
-  /** @internal Takes what the current call chain does not hold yet; borrows the rest. */
-  async enter(resources: readonly string[], options: LockRunOptions = {}): Promise<EnteredLock> {
+  /**
+   * @internal Takes what the current call chain does not hold yet, and borrows the rest. One
+   * resource gives a LockHandle, a list a LockSet.
+   */
+  async enter(resources: Resources, options: LockRunOptions = {}): Promise<EnteredLock> {
     const outer = lockScope.getStore();
     const locks = new Map(outer?.locks);
-    const wanted = [...new Set(resources)];
+    const wanted = typeof resources === 'string' ? [resources] : [...new Set(resources)];
     for (const resource of wanted) locks.get(resource)?.throwIfLost();
     const missing = wanted.filter(resource => !locks.has(resource));
     const { tryOnly, ...acquireOptions } = options;
@@ -99,16 +102,12 @@ export class LockService implements OnApplicationShutdown {
       for (const handle of taken) locks.set(handle.resource, handle);
     }
     const handles = wanted.map(resource => locks.get(resource)!);
-    const lock = handles.length === 1 ? handles[0] : new LockSet(handles);
+    const lock = typeof resources === 'string' ? handles[0] : new LockSet(handles);
     return { lock, scope: { locks, current: lock }, taken };
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.client.close();
   }
-}
-
-function asSet(lock: LockHandle | LockSet): LockSet {
-  return lock instanceof LockSet ? lock : new LockSet([lock]);
 }
 

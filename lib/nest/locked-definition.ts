@@ -49,17 +49,21 @@ export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedD
   };
 }
 
-/** Resource names for one call: templates filled from `source`, or the key function's result. */
-export function resolveResources(key: LockKey, source: unknown, fnArgs: unknown[]): string[] {
+/**
+ * Resource names for one call: templates filled from `source`, or the key function's result. A
+ * single key gives a string and a list gives a list (even if its names coincide), so the handler
+ * always gets the same kind of lock: a LockHandle, or a LockSet.
+ */
+export function resolveResources(key: LockKey, source: unknown, fnArgs: unknown[]): string | string[] {
   if (typeof key === 'function') {
     const value = key(...fnArgs);
     const names = typeof value === 'string' ? [value] : value;
     if (!Array.isArray(names) || names.length === 0 || names.some(n => typeof n !== 'string' || n === '')) {
       throw new LockKeyError(key.name || 'key function', `returned ${describeValue(value)}, expected a non-empty string or list of strings`);
     }
-    return [...names];
+    return typeof value === 'string' ? value : [...names];
   }
-  return (typeof key === 'string' ? [key] : key).map(template => renderKeyTemplate(template, source));
+  return typeof key === 'string' ? renderKeyTemplate(key, source) : key.map(template => renderKeyTemplate(template, source));
 }
 
 /** What templates of a controller's `@Locked` can read: `params`, `query`, `body`, `headers`, `user`; `payload` in RPC and WebSocket handlers. */

@@ -71,6 +71,11 @@ describe('@Locked on provider methods and LockService (real etcd)', () => {
     expect(await keys()).toEqual([]);
   });
 
+  it('gives a LockSet for a list key, even when its names coincide', async () => {
+    expect(await orders.pairLockKind('x', 'y')).toBe('LockSet');
+    expect(await orders.pairLockKind('x', 'x')).toBe('LockSet');
+  });
+
   it("passes the method's own errors through unchanged and releases the lock", async () => {
     const error = await orders.fail('F1').catch(e => e);
     expect(error).toBeInstanceOf(OrderRejected);
