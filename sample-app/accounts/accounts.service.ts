@@ -1,0 +1,59 @@
+import { Injectable, UnprocessableEntityException } from '@nestjs/common';
+import { FencedStore } from '../state/fenced-store.js';
+
+/** Every account opens with this balance on first use: a sample app has no sign-up flow. */
+export const OPENING_BALANCE = 1000;
+
+const RECORD_PREFIX = 'accounts/';
+
+interface Account {
+  balance: number;
+}
+
+/** Result of a transfer: both balances after it. */
+export interface TransferResult {
+  fromBalance: number;
+  toBalance: number;
+}
+
+export class InsufficientFundsException extends UnprocessableEntityException {
+  constructor(account: string, balance: number, amount: number) {
+    super({ statusCode: 422, error: 'InsufficientFunds', message: `account ${account} holds ${balance}, cannot send ${amount}` });
+  }
+}
+
+/** Account balances in etcd. Writers hold the accounts' locks and pass their fencing tokens. */
+@Injectable()
+export class AccountsService {
+  constructor(private readonly store: FencedStore) {}
+
+  async balance(accountId: string): Promise<number> {
+    return (await this.store.read<Account>(record(accountId)))?.balance ?? OPENING_BALANCE;
+  }
+
+  /** Moves `amount` between two accounts in one etcd transaction: money is never created or lost. */
+  async transfer(from: string, to: string, amount: number, tokens: { from: bigint; to: bigint }): Promise<TransferResult> {
+    const writes = [
+      { record: record(from), token: tokens.from },
+      { record: record(to), token: tokens.to },
+    ];
+    const [source, target] = await this.store.update<Account>(writes, ([source, target]) => {
+      const fromBalance = source?.balance ?? OPENING_BALANCE;
+      const toBalance = target?.balance ?? OPENING_BALANCE;
+      if (fromBalance < amount) throw new InsufficientFundsException(from, fromBalance, amount);
+      return [{ balance: fromBalance - amount }, { balance: toBalance + amount }];
+    });
+    return { fromBalance: source.balance, toBalance: target.balance };
+  }
+
+  /** Every opened account's balance, read at one etcd revision. */
+  async snapshot(): Promise<{ revision: string; balances: Map<string, number> }> {
+    const { revision, records } = await this.store.readAll<Account>(RECORD_PREFIX);
+    const balances = new Map([...records].map(([name, account]) => [name.slice(RECORD_PREFIX.length), account.balance]));
+    return { revision, balances };
+  }
+}
+
+function record(accountId: string): string {
+  return `${RECORD_PREFIX}${accountId}`;
+}
