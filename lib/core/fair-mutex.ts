@@ -12,7 +12,6 @@ import type { Enqueued, QueueStore, QueueView } from './queue-store.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 
-
 /** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
 const WATCH_RETRY_MS = 50;
 
@@ -115,7 +114,6 @@ export class FairMutex {
           throw new LockLostError(resource, 'our queue key vanished while waiting (lease expired or key deleted)');
         }
         const predecessor = view.predecessor;
-        this.logger.debug?.(`${key}: ${predecessor ? `waiting behind ${predecessor.key.toString()}` : 'granted'}`);
         if (!predecessor) return;
         if (tryOnly) throw new LockBusyError(resource);
         if (watch && watchedRevision === predecessor.create_revision) {
