@@ -67,8 +67,11 @@ describe('the package as users install it', () => {
       const [first, second] = [a, b].sort((x, y) => x.start - y.start);
       expect(second.start).toBeGreaterThanOrEqual(first.end);
       expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
-      const check = await fetch(`${base}/check`).then(r => r.json());
-      expect(check).toEqual({ lockServiceInjected: true, busyIsLockBusyError: true, lostIsLockLostError: true });
+      const identity = await fetch(`${base}/identity`).then(r => r.json());
+      expect(identity).toEqual({ lockServiceInjected: true, busyIsLockBusyError: true, lostIsLockLostError: true });
+      const health = await fetch(`${base}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ok', details: { locks: { status: 'up', session: 'alive' } } });
     } finally {
       await app.stop();
     }
