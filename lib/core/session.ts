@@ -177,7 +177,12 @@ export class Session implements LockLease {
 
   private armLossTimer(): void {
     clearTimeout(this.lossTimer);
-    this.lossTimer = setTimeout(() => this.checkDeadline(), Math.max(0, this.deadline - performance.now()));
+    // Node may fire a timer slightly before performance.now() reaches its due time (libuv counts
+    // whole milliseconds). Then wait for the rest: left alone, the loss would only be noticed at
+    // the next renewal tick, up to TTL/3 later, after etcd may have expired the lease.
+    this.lossTimer = setTimeout(() => {
+      if (this.checkDeadline()) this.armLossTimer();
+    }, Math.max(0, this.deadline - performance.now()));
   }
 
   private checkDeadline(): boolean {

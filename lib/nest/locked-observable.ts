@@ -15,10 +15,11 @@ export function lockedObservable<T>(
 ): Observable<T> {
   return new Observable<T>(subscriber => {
     const giveUp = new AbortController();
+    let waiting = true;
     let taken: readonly LockHandle[] = [];
     let inner: Subscription | undefined;
     const start = async () => {
-      const entered = await enter(giveUp.signal);
+      const entered = await enter(giveUp.signal).finally(() => (waiting = false));
       taken = entered.taken;
       if (subscriber.closed) return void release(taken);
       const { signal } = entered.lock;
@@ -34,7 +35,8 @@ export function lockedObservable<T>(
     };
     start().catch(err => subscriber.error(err));
     return () => {
-      giveUp.abort();
+      // Only a wait in progress needs cancelling (an abort builds a DOMException every time).
+      if (waiting) giveUp.abort();
       inner?.unsubscribe();
       void release(taken);
     };
