@@ -1,0 +1,69 @@
+/**
+ * A minimal NestJS HTTP app for the decorator-overhead benchmark: the same trivial handler
+ *   /plain/:id    as is,
+ *   /locked/:id   under @Locked('bench:{params.id}') (a fresh key per request: nothing waits),
+ *   /service/:id  under LockService.withLock (no interceptor), and
+ *   /raw/:id      making the two etcd writes a lock needs (put + delete) itself, through the
+ *                 module's own etcd3 client: the floor, measured in the same process;
+ *   /cpu          the process's CPU time so far.
+ * Prints "ready <port>" once listening; closes (revoking its lease) when stdin ends.
+ */
+import 'reflect-metadata';
+import { Controller, Get, Inject, Module, Param } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ETCD_LOCK_CLIENT, EtcdLockClient, EtcdLockModule, Locked, LockService } from '../../lib/index.js';
+
+const config = JSON.parse(process.argv[2]) as { endpoint: string };
+
+@Controller()
+class BenchController {
+  constructor(
+    private readonly locks: LockService,
+    @Inject(ETCD_LOCK_CLIENT) private readonly client: EtcdLockClient,
+  ) {}
+
+  @Get('plain/:id')
+  plain(@Param('id') id: string) {
+    return { id };
+  }
+
+  @Get('locked/:id')
+  @Locked('bench:{params.id}')
+  locked(@Param('id') id: string) {
+    return { id };
+  }
+
+  @Get('service/:id')
+  service(@Param('id') id: string) {
+    return this.locks.withLock(`bench:${id}`, () => ({ id }));
+  }
+
+  /** This process's CPU time so far (µs), to work out the CPU cost of each route. */
+  @Get('cpu')
+  cpu() {
+    return process.cpuUsage();
+  }
+
+  @Get('raw/:id')
+  async raw(@Param('id') id: string) {
+    const key = Buffer.from(`bench/http-raw/${id}`);
+    await this.client.etcd.kv.put({ key, value: Buffer.from('x') });
+    await this.client.etcd.kv.deleteRange({ key });
+    return { id };
+  }
+}
+
+@Module({
+  imports: [EtcdLockModule.forRoot({ hosts: config.endpoint, ttl: 10, prefix: 'bench/http/', logger: false })],
+  controllers: [BenchController],
+})
+class BenchAppModule {}
+
+const app = await NestFactory.create(BenchAppModule, { logger: false });
+await app.listen(0, '127.0.0.1');
+const address = app.getHttpServer().address() as { port: number };
+console.log(`ready ${address.port}`);
+process.stdin.resume();
+process.stdin.on('end', () => {
+  void app.close().then(() => process.exit(0));
+});
