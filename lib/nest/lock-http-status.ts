@@ -1,5 +1,4 @@
 import {
-  EtcdAuthenticationError,
   EtcdUnavailableError,
   InvalidLockArgumentError,
   LockBusyError,
@@ -26,6 +25,6 @@ export function lockErrorToHttp(error: LockError): LockHttpResponse {
   if (error instanceof InvalidLockArgumentError) return { status: 400 };
   if (error instanceof LockLostError || error instanceof LockClientClosedError) return { status: 503 };
   if (error instanceof EtcdUnavailableError) return { status: 503, retryAfter: 1 };
-  if (error instanceof EtcdAuthenticationError) return { status: 500 };
+  // EtcdAuthenticationError among them: a misconfigured server, not the client's fault.
   return { status: 500 };
 }
