@@ -1,0 +1,141 @@
+/**
+ * A TCP proxy on loopback between a client and one etcd member, to inject network faults without
+ * root or iptables:
+ *
+ *   const proxy = await startTcpProxy(memberUrl);   // proxy.url goes into the client's hosts
+ *   proxy.setMode('blackhole');                      // partition: bytes are swallowed, nothing answers
+ *   proxy.setMode('reset');                          // every open connection is reset (RST), new ones too
+ *   proxy.setMode('pass');                           // heal
+ *   await proxy.close();
+ *
+ * Modes:
+ * - `pass`: bytes flow both ways.
+ * - `blackhole`: connections stay open (new ones are accepted) but bytes are dropped, in both
+ *   directions or only one (`{ direction: 'to-client' }` lets requests reach etcd and loses the
+ *   answers). Neither side learns anything: exactly like a partition where packets vanish.
+ *   Back in `pass`, a connection whose bytes were dropped is corrupt (an HTTP/2 stream lost
+ *   frames), so it is reset at once and the client reconnects.
+ * - `reset`: every open connection is destroyed with a TCP RST, and new ones are reset on accept.
+ *
+ * Every socket is tracked; `close()` destroys them all and closes the listener.
+ */
+import net from 'node:net';
+
+export type ProxyMode = 'pass' | 'blackhole' | 'reset';
+export type BlackholeDirection = 'both' | 'to-client' | 'to-server';
+
+export interface TcpProxy {
+  /** `http://127.0.0.1:<port>`: use it as an etcd endpoint. */
+  readonly url: string;
+  readonly port: number;
+  readonly target: string;
+  readonly mode: ProxyMode;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Connections currently open (client side). */
+  readonly open: number;
+  /** Bytes forwarded so far, each way. */
+  readonly forwarded: { toServer: number; toClient: number };
+  setMode(mode: ProxyMode, options?: { direction?: BlackholeDirection }): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: net.Socket;
+  server: net.Socket;
+  /** Bytes were dropped on this connection: it cannot carry on after a heal. */
+  tainted: boolean;
+}
+
+/** Starts a proxy on a free loopback port that forwards to `targetUrl` (`http://host:port`). */
+export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
+  const target = new URL(targetUrl);
+  const targetHost = target.hostname;
+  const targetPort = Number(target.port);
+  let mode: ProxyMode = 'pass';
+  let direction: BlackholeDirection = 'both';
+  let accepted = 0;
+  const forwarded = { toServer: 0, toClient: 0 };
+  const pairs = new Set<Pair>();
+
+  const drops = (toClient: boolean) => mode === 'blackhole' && (direction === 'both' || (toClient ? direction === 'to-client' : direction === 'to-server'));
+
+  const destroyPair = (pair: Pair, reset: boolean) => {
+    pairs.delete(pair);
+    if (reset) {
+      pair.client.resetAndDestroy();
+      pair.server.resetAndDestroy();
+    } else {
+      pair.client.destroy();
+      pair.server.destroy();
+    }
+  };
+
+  const server = net.createServer({ noDelay: true }, client => {
+    accepted++;
+    if (mode === 'reset') {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect({ host: targetHost, port: targetPort, noDelay: true });
+    const pair: Pair = { client, server: upstream, tainted: false };
+    pairs.add(pair);
+    const forward = (from: net.Socket, to: net.Socket, toClient: boolean) => {
+      from.on('data', chunk => {
+        if (drops(toClient)) {
+          pair.tainted = true;
+          return;
+        }
+        if (to.destroyed) return;
+        to.write(chunk);
+        if (toClient) forwarded.toClient += chunk.length;
+        else forwarded.toServer += chunk.length;
+      });
+    };
+    forward(client, upstream, false);
+    forward(upstream, client, true);
+    const end = () => destroyPair(pair, false);
+    for (const socket of [client, upstream]) {
+      socket.on('error', end);
+      socket.on('close', end);
+    }
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    target: targetUrl,
+    get mode() {
+      return mode;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return pairs.size;
+    },
+    get forwarded() {
+      return { ...forwarded };
+    },
+    setMode(next, options = {}) {
+      mode = next;
+      direction = options.direction ?? 'both';
+      if (next === 'reset') {
+        for (const pair of [...pairs]) destroyPair(pair, true);
+      } else if (next === 'pass') {
+        for (const pair of [...pairs]) if (pair.tainted) destroyPair(pair, true);
+      }
+    },
+    async close() {
+      for (const pair of [...pairs]) destroyPair(pair, false);
+      await new Promise<void>(resolve => server.close(() => resolve()));
+    },
+  };
+}
