@@ -1,6 +1,6 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import { DeletionWatch } from './deletion-watch.js';
-import { LockBusyError, LockLostError } from './errors.js';
+import { EtcdUnavailableError, LockBusyError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
 import { HeldKeysAudit } from './held-keys-audit.js';
@@ -151,10 +151,27 @@ export class FairMutex {
           }
         }
         // The watch only wakes us; the queue itself, read by create revision, decides.
-        view = await scope.race(this.store.view(prefix, key, createRevision));
+        view = await this.readQueue(scope, prefix, key, createRevision);
       }
     } finally {
       watch?.cancel();
+    }
+  }
+
+  /**
+   * Re-reads the queue, retrying while the wait lasts when etcd cannot answer (a member
+   * restarting, a broken watch stream): giving up here would cost the waiter its place in line.
+   * The wait timeout, the caller's signal and the session's loss still end it.
+   */
+  private async readQueue(scope: WaitScope, prefix: string, key: string, createRevision: string): Promise<QueueView> {
+    for (let pause = WATCH_RETRY_MS; ; pause = Math.min(pause * 2, 1000)) {
+      try {
+        return await scope.race(this.store.view(prefix, key, createRevision));
+      } catch (err) {
+        if (scope.aborted || !(toLockError(err, 'reading the queue') instanceof EtcdUnavailableError)) throw err;
+        this.logger.debug?.(`${key}: reading the queue failed, retrying in ${pause} ms: ${String(err)}`);
+        await scope.race(delay(pause));
+      }
     }
   }
 
