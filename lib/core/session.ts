@@ -204,12 +204,31 @@ export class Session implements LockLease {
 
   private renew(): void {
     if (!this.checkDeadline()) return;
+    if (this.stream && this.streamStalled()) this.abandonStream();
     if (!this.stream) {
       this.openStream();
       return;
     }
     this.inFlight.push(performance.now());
     this.stream.write({ ID: this.leaseId });
+  }
+
+  /**
+   * A stream whose member is paused, cut off or behind a dead leader stops answering without
+   * breaking; waiting on it would cost the lease while other members could renew it.
+   */
+  private streamStalled(): boolean {
+    return this.inFlight.length > 0 && performance.now() - this.inFlight[0] > this.renewEveryMs / 2;
+  }
+
+  /** Drops a stalled stream; the next one goes to a member etcd3 picks at random. */
+  private abandonStream(): void {
+    const stalled = this.stream as (KeepAliveStream & { cancel?: () => void }) | undefined;
+    this.stream = undefined;
+    this.inFlight = [];
+    this.options.logger.debug?.(`keepalive stream for lease ${this.leaseHex} stopped answering; opening another`);
+    stalled?.cancel?.();
+    stalled?.end();
   }
 
   private openStream(): void {
