@@ -12,39 +12,8 @@ import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveRespo
 import { EtcdLockClient, LockLostError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
+import { recordLeaseTraffic } from '../support/lease-traffic.js';
 import { abortedAt, observer, readQueue, withTimeout } from './helpers.js';
-
-type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
-
-/** Records when the lease was requested and when each keepalive that etcd answered was sent. */
-function recordLeaseTraffic(etcd: Etcd3) {
-  const lease = etcd.leaseClient;
-  const grant = lease.leaseGrant.bind(lease);
-  const keepAlive = lease.leaseKeepAlive.bind(lease);
-  const record = { grantSentAt: [] as number[], sent: [] as number[], acked: [] as number[] };
-  lease.leaseGrant = (req, options) => {
-    record.grantSentAt.push(performance.now());
-    return grant(req, options);
-  };
-  lease.leaseKeepAlive = async options => {
-    const stream: KeepAliveStream = await keepAlive(options);
-    const pending: number[] = [];
-    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-    (stream as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
-      const at = performance.now();
-      pending.push(at);
-      record.sent.push(at);
-      return write(...args);
-    };
-    // etcd answers a stream's keepalives in order.
-    stream.on('data', (res: ILeaseKeepAliveResponse) => {
-      const sentAt = pending.shift();
-      if (sentAt !== undefined && Number(res.TTL) > 0) record.acked.push(sentAt);
-    });
-    return stream;
-  };
-  return record;
-}
 
 describe('lease loss while etcd is paused', () => {
   let etcd: EtcdCluster;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { startWorker, type NodeWorker } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
 import { prefixRangeEnd } from '../../lib/core/keys.js';
@@ -291,65 +291,7 @@ function bigintJson(_key: string, value: unknown) {
 // In-process lease traffic (for loss lead times)
 // ---------------------------------------------------------------------------
 
-type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
-
-export interface LeaseTraffic {
-  /** performance.now() of each lease grant request. */
-  grantSentAt: number[];
-  /** performance.now() of the send of each keepalive that etcd acknowledged with TTL > 0. */
-  acked: number[];
-  sent: number[];
-  /** The latest instant the server may have started its current TTL countdown from. */
-  lastAckedSend(): number;
-}
-
-/**
- * Records, on the client's own lease calls, when the lease grant and each acknowledged keepalive
- * were SENT: the server cannot expire the lease before (that send time + the granted TTL).
- * Measured independently of the session's bookkeeping. `busyOnAnswerMs` makes the event loop
- * busy for that long on each keepalive answer, before the session handles it.
- */
-export function recordLeaseTraffic(etcd: Etcd3, options: { busyOnAnswerMs?: number } = {}): LeaseTraffic {
-  const lease = etcd.leaseClient;
-  const grant = lease.leaseGrant.bind(lease);
-  const keepAlive = lease.leaseKeepAlive.bind(lease);
-  const record: LeaseTraffic = {
-    grantSentAt: [],
-    acked: [],
-    sent: [],
-    lastAckedSend: () => Math.max(record.grantSentAt.at(-1) ?? -Infinity, record.acked.at(-1) ?? -Infinity),
-  };
-  lease.leaseGrant = (req, options) => {
-    record.grantSentAt.push(performance.now());
-    return grant(req, options);
-  };
-  lease.leaseKeepAlive = async callOptions => {
-    const stream: KeepAliveStream = await keepAlive(callOptions);
-    const pending: number[] = [];
-    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-    (stream as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
-      const at = performance.now();
-      pending.push(at);
-      record.sent.push(at);
-      return write(...args);
-    };
-    // Registered before the session's own listener, so it runs first on each answer.
-    stream.on('data', (res: ILeaseKeepAliveResponse) => {
-      const sentAt = pending.shift();
-      if (sentAt !== undefined && Number(res.TTL) > 0) record.acked.push(sentAt);
-      // A busy event loop: other work runs in the same loop iteration before the session sees
-      // the answer (so libuv's cached loop time is that much behind when the session arms timers).
-      if (options.busyOnAnswerMs) {
-        const until = performance.now() + options.busyOnAnswerMs;
-        while (performance.now() < until) {
-          // busy
-        }
-      }
-    });
-    return stream;
-  };
-  return record;
-}
+export { recordLeaseTraffic, type LeaseTraffic } from '../support/lease-traffic.js';
 
 type Exec = (service: string, method: string, payload: unknown, options: unknown) => Promise<unknown>;
 
@@ -367,23 +309,7 @@ export function onUnaryCall(etcd: Etcd3, onCall: (call: string) => void): () => 
   };
 }
 
-/** The promise of `signal`'s abort with the performance.now() of the event. */
-export function abortedAt(signal: AbortSignal): Promise<{ at: number; reason: unknown }> {
-  return new Promise(resolve => {
-    if (signal.aborted) resolve({ at: performance.now(), reason: signal.reason });
-    else signal.addEventListener('abort', () => resolve({ at: performance.now(), reason: signal.reason }), { once: true });
-  });
-}
-
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+export { abortedAt, withTimeout } from '../core/helpers.js';
 
 export const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
