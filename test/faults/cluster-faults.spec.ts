@@ -5,22 +5,22 @@
  */
 import { jest } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdCluster, type EtcdMember } from '../support/etcd.js';
-import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
+import type { EtcdCluster, EtcdMember } from '../support/etcd.js';
+import type { FencedStore } from '../support/fenced-store.js';
 import { waitFor } from '../support/wait.js';
 import {
   checkHistory,
   fifoInversions,
   keysAt,
-  killAllWorkers,
   liveLeases,
   msBetween,
   nowNs,
-  observer,
   overlaps,
   report,
   sectionsOf,
+  startFaultFixture,
   startFaultWorker,
+  stopFaultFixture,
   type FaultWorker,
   type Message,
 } from './helpers.js';
@@ -33,16 +33,10 @@ describe('fault suite: etcd cluster faults (3 members)', () => {
   let view: Etcd3;
 
   beforeAll(async () => {
-    [cluster, store] = await Promise.all([startEtcdCluster(3), startFencedStore()]);
-    view = observer(cluster.endpoints);
+    ({ cluster, store, view } = await startFaultFixture());
   });
 
-  afterAll(async () => {
-    await killAllWorkers();
-    view?.close();
-    await store?.close();
-    await cluster?.close();
-  });
+  afterAll(() => stopFaultFixture({ cluster, store, view }));
 
   /** Grant times (ns) of every section so far, sorted. */
   const grantTimes = (workers: FaultWorker[]) =>

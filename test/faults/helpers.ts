@@ -6,7 +6,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { observer } from '../core/helpers.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
+import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
 import { startWorker, type NodeWorker } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
 import { prefixRangeEnd } from '../../lib/core/keys.js';
@@ -131,8 +134,26 @@ export async function killAllWorkers(): Promise<void> {
 // etcd views
 // ---------------------------------------------------------------------------
 
-export function observer(endpoints: string[]): Etcd3 {
-  return new Etcd3({ hosts: endpoints });
+export { observer } from '../core/helpers.js';
+
+/** What the specs with worker processes share: a 3-member cluster, the fenced store, a client to look at etcd. */
+export interface FaultFixture {
+  cluster: EtcdCluster;
+  store: FencedStore;
+  view: Etcd3;
+}
+
+export async function startFaultFixture(): Promise<FaultFixture> {
+  const [cluster, store] = await Promise.all([startEtcdCluster(3), startFencedStore()]);
+  return { cluster, store, view: observer(cluster.endpoints) };
+}
+
+/** afterAll: stops the workers first (they hold keys), then whatever of the fixture was started. */
+export async function stopFaultFixture(fixture: Partial<FaultFixture>): Promise<void> {
+  await killAllWorkers();
+  fixture.view?.close();
+  await fixture.store?.close();
+  await fixture.cluster?.close();
 }
 
 export interface KeyEntry {

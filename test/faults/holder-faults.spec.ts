@@ -6,18 +6,18 @@
  */
 import { jest } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
-import { etcdctl, startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
-import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
+import { etcdctl, type EtcdCluster } from '../support/etcd.js';
+import type { FencedStore } from '../support/fenced-store.js';
 import { waitFor } from '../support/wait.js';
 import {
   checkHistory,
   keysAt,
-  killAllWorkers,
   msBetween,
   nowNs,
-  observer,
   report,
+  startFaultFixture,
   startFaultWorker,
+  stopFaultFixture,
   type FaultWorker,
   type Grant,
   type Message,
@@ -51,16 +51,10 @@ describe('fault suite: holder process faults (3-member cluster)', () => {
     waitFor(async () => (await keysAt(view, `${PREFIX}${resource}/`)).length === count, { message: `${count} keys queued on ${resource}` });
 
   beforeAll(async () => {
-    [cluster, store] = await Promise.all([startEtcdCluster(3), startFencedStore()]);
-    view = observer(cluster.endpoints);
+    ({ cluster, store, view } = await startFaultFixture());
   });
 
-  afterAll(async () => {
-    await killAllWorkers();
-    view?.close();
-    await store?.close();
-    await cluster?.close();
-  });
+  afterAll(() => stopFaultFixture({ cluster, store, view }));
 
   it('holder SIGSTOPped past its TTL: the successor takes over after expiry; resumed, the holder sees the loss first; 0 stale writes accepted', async () => {
     const resource = 'paused';

@@ -5,19 +5,19 @@
  */
 import { jest } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
-import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
+import type { EtcdCluster } from '../support/etcd.js';
+import type { FencedStore } from '../support/fenced-store.js';
 import {
   checkHistory,
   fifoInversions,
   keysAt,
-  killAllWorkers,
   msBetween,
-  observer,
   overlaps,
   report,
   sectionsOf,
+  startFaultFixture,
   startFaultWorker,
+  stopFaultFixture,
   type FaultWorker,
 } from './helpers.js';
 
@@ -33,16 +33,10 @@ describe('fault suite: no fault', () => {
   let view: Etcd3;
 
   beforeAll(async () => {
-    [cluster, store] = await Promise.all([startEtcdCluster(3), startFencedStore()]);
-    view = observer(cluster.endpoints);
+    ({ cluster, store, view } = await startFaultFixture());
   });
 
-  afterAll(async () => {
-    await killAllWorkers();
-    view?.close();
-    await store?.close();
-    await cluster?.close();
-  });
+  afterAll(() => stopFaultFixture({ cluster, store, view }));
 
   it(`${WORKERS} processes × ${ITERATIONS} acquisitions, each process on one member: 0 violations, FIFO, 0 overlap`, async () => {
     const workers: FaultWorker[] = await Promise.all(
