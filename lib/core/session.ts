@@ -107,19 +107,9 @@ export class Session implements LockLease {
     return this.ended ? 0 : Math.max(0, this.deadline - performance.now());
   }
 
-  /** Monotonic time (performance.now) of the send of the last acknowledged renewal. */
-  get renewedAt(): number {
-    return this.lastRenewal;
-  }
-
   /** True while a renewal is overdue (etcd slow or unreachable): the lease still holds, for now. */
   get renewalOverdue(): boolean {
     return performance.now() - this.lastRenewal > this.renewEveryMs * 1.5;
-  }
-
-  /** Monotonic time (performance.now) at which the session declares loss without renewal. */
-  get validUntil(): number {
-    return this.deadline;
   }
 
   /** Registers a listener called once when the session ends; returns its remover. */
