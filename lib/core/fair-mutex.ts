@@ -131,7 +131,7 @@ export class FairMutex {
         const predecessor = view.predecessor;
         if (!predecessor) return;
         if (tryOnly) throw new LockBusyError(resource);
-        if (watch && watchedRevision === predecessor.create_revision) {
+        if (watch && watchedRevision === predecessor.createRevision) {
           await scope.race(watch.changed);
           watch.cancel();
           watch = undefined;
@@ -139,7 +139,7 @@ export class FairMutex {
           watch?.cancel();
           this.keepWatchStreamOpen();
           watch = new DeletionWatch(this.client, predecessor.key.toString());
-          watchedRevision = predecessor.create_revision;
+          watchedRevision = predecessor.createRevision;
           try {
             await scope.race(watch.ready());
           } catch (err) {

@@ -29,6 +29,8 @@ export interface LockLease {
  */
 export class LockHandle {
   private readonly controller = new AbortController();
+  /** Mirrors `controller.signal.aborted` without creating the signal (Node makes it lazily). */
+  private markedLost = false;
   private released: Promise<void> | undefined;
   private readonly stopWatchingSession: () => void;
   private readonly acquiredAt = performance.now();
@@ -87,7 +89,7 @@ export class LockHandle {
   release(): Promise<void> {
     this.released ??= (async () => {
       this.stopWatchingSession();
-      if (!this.controller.signal.aborted) {
+      if (!this.markedLost) {
         this.events.emit({ type: 'released', resource: this.resource, key: this.key, heldMs: this.heldMs() });
       }
       await this.deleteKey(this);
@@ -97,7 +99,8 @@ export class LockHandle {
 
   /** @internal The lock client calls this when it learns the key is gone. */
   markLost(reason: string, cause?: unknown): void {
-    if (this.released || this.controller.signal.aborted) return;
+    if (this.released || this.markedLost) return;
+    this.markedLost = true;
     this.controller.abort(new LockLostError(this.resource, reason, { cause }));
     this.events.emit({ type: 'lost', resource: this.resource, key: this.key, heldMs: this.heldMs(), reason });
   }

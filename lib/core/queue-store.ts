@@ -1,5 +1,7 @@
 import os from 'node:os';
-import type { Etcd3, IKeyValue, IRangeRequest } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { EncodedTxns } from './encoded-txn.js';
+import type { WireKey } from './etcd-wire.js';
 import { prefixRangeEnd } from './keys.js';
 import type { LockQueueEntry, QueueEntryValue } from './lock-inspection.js';
 
@@ -11,12 +13,12 @@ export interface QueueView {
   /** Our own key, if it still exists with the create revision we were given. */
   ownExists: boolean;
   /** The waiter right ahead of us (highest create revision below ours), if any. */
-  predecessor: IKeyValue | undefined;
+  predecessor: WireKey | undefined;
 }
 
 /** The outcome of putting our key into a resource's queue. */
 export type Enqueued =
-  | { kind: 'queued'; createRevision: string; predecessor: IKeyValue | undefined }
+  | { kind: 'queued'; createRevision: string; predecessor: WireKey | undefined }
   /** A retried put found our key already there (the first attempt committed). */
   | { kind: 'retried'; createRevision: string }
   /** Try-only: the lock was held, and no key was written. */
@@ -27,10 +29,14 @@ export type Enqueued =
  * because etcd3 retries calls that may already have committed.
  */
 export class QueueStore {
+  private readonly txns: EncodedTxns;
+
   constructor(
     private readonly client: Etcd3,
     readonly requestTimeoutMs: number,
-  ) {}
+  ) {
+    this.txns = new EncodedTxns(client);
+  }
 
   /**
    * Puts our key (bound to the lease) if it does not exist yet, and in the same transaction reads
@@ -42,60 +48,59 @@ export class QueueStore {
    */
   async enqueue(prefix: string, key: string, leaseId: string, tryOnly: boolean): Promise<Enqueued> {
     const keyBuf = Buffer.from(key);
-    const queueEmpty = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), target: 'Create', result: 'Equal', create_revision: 0 } as const;
-    const keyAbsent = { key: keyBuf, target: 'Create', result: 'Equal', create_revision: 0 } as const;
-    const res = await this.client.kv.txn(
+    const prefixBuf = Buffer.from(prefix);
+    const res = await this.txns.txn(
       {
-        compare: [tryOnly ? queueEmpty : keyAbsent],
+        compare: [tryOnly ? { key: prefixBuf, rangeEnd: prefixRangeEnd(prefix), createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
         success: [
-          { request_put: { key: keyBuf, value: entryValue(), lease: leaseId } },
-          { request_range: this.newestKeys(prefix, 2) },
+          { put: { key: keyBuf, value: entryValue(), lease: leaseId } },
+          { range: { key: prefixBuf, rangeEnd: prefixRangeEnd(prefix), newestFirst: true, limit: 2 } },
         ],
-        failure: [{ request_range: { key: keyBuf, keys_only: true } }],
+        failure: [{ range: { key: keyBuf } }],
       },
       this.callOptions(),
     );
     if (!res.succeeded) {
-      const own = res.responses[0].response_range.kvs[0];
-      return own ? { kind: 'retried', createRevision: own.create_revision } : { kind: 'busy' };
+      const own = res.ranges[0][0];
+      return own ? { kind: 'retried', createRevision: own.createRevision } : { kind: 'busy' };
     }
-    const [own, predecessor] = res.responses[1].response_range.kvs;
+    const [own, predecessor] = res.ranges[1];
     // A put inside a transaction takes the transaction's revision as its create revision.
-    const createRevision = own && own.key.toString() === key ? own.create_revision : res.header.revision;
+    const createRevision = own && own.key.equals(keyBuf) ? own.createRevision : res.revision;
     return { kind: 'queued', createRevision, predecessor };
   }
 
   /** Reads the waiter ahead of us by create revision (not by name), and checks our own key. */
   async view(prefix: string, key: string, createRevision: string): Promise<QueueView> {
-    const res = await this.client.kv.txn(
+    const res = await this.txns.txn(
       {
         compare: [],
         success: [
-          { request_range: { ...this.newestKeys(prefix, 1), max_create_revision: (BigInt(createRevision) - 1n).toString() } },
-          { request_range: { key: Buffer.from(key), keys_only: true } },
+          {
+            range: {
+              key: Buffer.from(prefix),
+              rangeEnd: prefixRangeEnd(prefix),
+              newestFirst: true,
+              limit: 1,
+              maxCreateRevision: (BigInt(createRevision) - 1n).toString(),
+            },
+          },
+          { range: { key: Buffer.from(key) } },
         ],
-        failure: [],
       },
       this.callOptions(),
     );
-    const own = res.responses[1].response_range.kvs[0];
+    const own = res.ranges[1][0];
     return {
-      ownExists: own !== undefined && own.create_revision === createRevision,
-      predecessor: res.responses[0].response_range.kvs[0],
+      ownExists: own !== undefined && own.createRevision === createRevision,
+      predecessor: res.ranges[0][0],
     };
   }
 
   /** Deletes our key only if it still has our create revision: never another holder's key. */
   async deleteOwn(key: string, createRevision: string): Promise<void> {
     const keyBuf = Buffer.from(key);
-    await this.client.kv.txn(
-      {
-        compare: [{ key: keyBuf, target: 'Create', result: 'Equal', create_revision: createRevision }],
-        success: [{ request_delete_range: { key: keyBuf } }],
-        failure: [],
-      },
-      this.callOptions(),
-    );
+    await this.txns.txn({ compare: [{ key: keyBuf, createRevision }], success: [{ deleteKey: keyBuf }] }, this.callOptions());
   }
 
   /**
@@ -114,17 +119,6 @@ export class QueueStore {
       this.callOptions(),
     );
     return res.kvs.map(toQueueEntry);
-  }
-
-  private newestKeys(prefix: string, limit: number): IRangeRequest {
-    return {
-      key: Buffer.from(prefix),
-      range_end: prefixRangeEnd(prefix),
-      sort_target: 'Create',
-      sort_order: 'Descend',
-      limit,
-      keys_only: true,
-    };
   }
 
   private callOptions() {

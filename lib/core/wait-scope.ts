@@ -11,54 +11,55 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * the first of them, with the matching error.
  */
 export class WaitScope {
-  private readonly controller = new AbortController();
+  // A plain flag and listener set rather than an AbortController: a scope is made for every
+  // acquisition, and nearly all of them end without aborting.
+  private ended = false;
+  private abortReason: unknown;
+  private readonly onAbort = new Set<(reason: unknown) => void>();
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly cleanups: Array<() => void> = [];
 
   constructor(resource: string, { waitTimeoutMs, statedTimeoutMs, signal: external }: AcquireOneOptions, session: LockLease) {
-    const abort = (reason: unknown) => this.controller.abort(reason);
     if (waitTimeoutMs <= MAX_TIMER_MS) {
-      this.timer = setTimeout(() => abort(new LockTimeoutError(resource, statedTimeoutMs)), Math.max(0, waitTimeoutMs));
+      this.timer = setTimeout(() => this.abort(new LockTimeoutError(resource, statedTimeoutMs)), Math.max(0, waitTimeoutMs));
     }
     if (external) {
-      const onAbort = () => abort(external.reason);
+      const onAbort = () => this.abort(external.reason);
       external.addEventListener('abort', onAbort, { once: true });
       this.cleanups.push(() => external.removeEventListener('abort', onAbort));
       if (external.aborted) onAbort();
     }
     this.cleanups.push(
       session.onEnd(end =>
-        abort(new LockLostError(resource, `the session was lost while waiting: ${end.reason}`, { cause: end.cause })),
+        this.abort(new LockLostError(resource, `the session was lost while waiting: ${end.reason}`, { cause: end.cause })),
       ),
     );
   }
 
   get aborted(): boolean {
-    return this.controller.signal.aborted;
+    return this.ended;
   }
 
   get reason(): unknown {
-    return this.controller.signal.reason;
+    return this.abortReason;
   }
 
   throwIfAborted(): void {
-    this.controller.signal.throwIfAborted();
+    if (this.ended) throw this.abortReason;
   }
 
   /** Resolves with `promise`, or rejects with the abort reason if the scope ends first. */
   race<T>(promise: Promise<T>): Promise<T> {
-    const signal = this.controller.signal;
-    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.ended) return Promise.reject(this.abortReason);
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
+      this.onAbort.add(reject);
       promise.then(
         value => {
-          signal.removeEventListener('abort', onAbort);
+          this.onAbort.delete(reject);
           resolve(value);
         },
         err => {
-          signal.removeEventListener('abort', onAbort);
+          this.onAbort.delete(reject);
           reject(err);
         },
       );
@@ -68,5 +69,13 @@ export class WaitScope {
   dispose(): void {
     clearTimeout(this.timer);
     for (const cleanup of this.cleanups) cleanup();
+  }
+
+  private abort(reason: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.abortReason = reason;
+    for (const reject of this.onAbort) reject(reason);
+    this.onAbort.clear();
   }
 }

@@ -106,7 +106,7 @@ describe('acquisitions that give up leave nothing behind', () => {
       for (let i = 0; i < rounds; i++) {
         const controller = new AbortController();
         // Abort the moment the enqueue transaction has been sent, before etcd answers it.
-        rpcs.onCall = call => call === 'KV.txn' && controller.abort(new Error(`gave up #${i}`));
+        rpcs.onCall = call => call === 'KV.txnEncoded' && controller.abort(new Error(`gave up #${i}`));
         await expect(client.acquire('abort-racing', { signal: controller.signal })).rejects.toThrow(`gave up #${i}`);
         rpcs.onCall = undefined;
       }

@@ -68,12 +68,12 @@ describe('release safety', () => {
       const first = lockA.release();
       expect(lockA.release()).toBe(first); // concurrent second call: the same promise
       await first;
-      expect(rpcs.calls).toEqual(['KV.txn']);
+      expect(rpcs.calls).toEqual(['KV.txnEncoded']);
 
       const lockB = await b.acquire('twice');
       await lockA.release();
       await lockA.release();
-      expect(rpcs.calls).toEqual(['KV.txn']); // no further call at all
+      expect(rpcs.calls).toEqual(['KV.txnEncoded']); // no further call at all
       expect(await keysOf('twice')).toEqual([lockB.key]);
       expect(lockB.lost).toBe(false);
       // A released lock does not report itself lost.

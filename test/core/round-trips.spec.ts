@@ -51,13 +51,13 @@ describe('etcd round trips', () => {
 
   it('an uncontended acquire is one KV.txn, no watch; its release is one KV.txn', async () => {
     const handle = await client.acquire('uncontended');
-    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded']);
     expect(rpcs.watches).toBe(0);
     expect((await readQueue(view, 'locks/uncontended/')).map(e => e.key)).toEqual([handle.key]);
 
     rpcs.reset();
     await handle.release();
-    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded']);
     expect(rpcs.watches).toBe(0);
     expect(await readQueue(view, 'locks/uncontended/')).toEqual([]);
 
@@ -69,12 +69,12 @@ describe('etcd round trips', () => {
   it('an uncontended tryAcquire is one KV.txn; a busy one is one KV.txn and writes nothing', async () => {
     const handle = await client.tryAcquire('try-rt');
     expect(handle).not.toBeNull();
-    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded']);
 
     const before = await storeRevision(view);
     rpcs.reset();
     expect(await client.tryAcquire('try-rt')).toBeNull();
-    expect(rpcs.calls).toEqual(['KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded']);
     expect(rpcs.watches).toBe(0);
     expect(await storeRevision(view)).toBe(before); // no write at all, not even a put + delete
     await handle!.release();
@@ -83,7 +83,7 @@ describe('etcd round trips', () => {
   it('withLock uncontended: one txn in, one txn out', async () => {
     const result = await client.withLock('with-lock-rt', lock => lock.fencingToken);
     expect(typeof result).toBe('bigint');
-    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded', 'KV.txnEncoded']);
   });
 
   it('the first acquire on a fresh client is one lease grant + one KV.txn', async () => {
@@ -91,7 +91,7 @@ describe('etcd round trips', () => {
     const freshRpcs = countRpcs(fresh.etcd);
     try {
       const handle = await fresh.acquire('fresh');
-      expect(freshRpcs.calls).toEqual(['Lease.leaseGrant', 'KV.txn']);
+      expect(freshRpcs.calls).toEqual(['Lease.leaseGrant', 'KV.txnEncoded']);
       await handle.release();
     } finally {
       freshRpcs.restore();
@@ -114,7 +114,7 @@ describe('etcd round trips', () => {
     // put (1 txn) → watch on the holder's key → re-read once the watch is armed (1 txn).
     await waitFor(() => rpcs.watches === 1 && rpcs.completed === 2, { message: () => `waiter armed (calls ${rpcs.calls})` });
     expect(waiter.outcome.status).toBe('pending');
-    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded', 'KV.txnEncoded']);
 
     rpcs.reset();
     const releasedAt = performance.now();
@@ -122,7 +122,7 @@ describe('etcd round trips', () => {
     const handle = await waiter.promise;
     const handoffMs = performance.now() - releasedAt;
     // The release (1 txn), then the waiter's one re-read after the deletion event.
-    expect(rpcs.calls).toEqual(['KV.txn', 'KV.txn']);
+    expect(rpcs.calls).toEqual(['KV.txnEncoded', 'KV.txnEncoded']);
     expect(rpcs.watches).toBe(0);
     console.log(`[round trips] handoff: release + waiter re-read = ${rpcs.calls.length} txns, ${handoffMs.toFixed(1)} ms from release to grant`);
     await handle.release();
@@ -157,7 +157,7 @@ describe('etcd round trips', () => {
     );
     expect(handed).toBe(holders);
     // Each handoff: one release txn + the next waiter's re-read; no re-watching, no herd.
-    expect(rpcs.calls.every(c => c === 'KV.txn')).toBe(true);
+    expect(rpcs.calls.every(c => c === 'KV.txnEncoded')).toBe(true);
     expect(rpcs.calls.length).toBe(2 * holders + 1);
     expect(rpcs.watches).toBe(0);
     // A watch started at an old revision is served by etcd's 100 ms unsynced loop: ≤ 10 handoffs/s.

@@ -304,7 +304,7 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
     // itself still reaches etcd): the client cannot know whether its key was written.
     let armed = true;
     const restore = onUnaryCall(client.etcd, call => {
-      if (armed && call === 'KV.txn') {
+      if (armed && call === 'KV.txnEncoded') {
         armed = false;
         setAll('blackhole', 'to-client');
       }
