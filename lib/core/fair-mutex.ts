@@ -62,7 +62,7 @@ export class FairMutex {
       createRevision = enqueued.createRevision;
       const view =
         enqueued.kind === 'queued'
-          ? { ownExists: true, predecessor: enqueued.predecessor }
+          ? { revision: enqueued.revision, ownExists: true, predecessor: enqueued.predecessor }
           : await scope.race(this.store.view(prefix, key, createRevision));
       if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
       await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
@@ -141,7 +141,8 @@ export class FairMutex {
           watch = new DeletionWatch(this.client, predecessor.key.toString());
           watchedRevision = predecessor.createRevision;
           try {
-            await scope.race(watch.ready());
+            // Armed at the revision we last read: nothing changed in between, the view holds.
+            if ((await scope.race(watch.ready())) === view.revision) continue;
           } catch (err) {
             if (scope.aborted) throw err;
             this.logger.debug?.(`watch on ${predecessor.key.toString()} refused, retrying: ${String(err)}`);

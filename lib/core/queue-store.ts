@@ -10,6 +10,8 @@ const OWNER = `${os.hostname()}:${process.pid}`;
 
 /** What one read of a resource's queue tells a waiter. */
 export interface QueueView {
+  /** The store revision this view was read at. */
+  revision: string;
   /** Our own key, if it still exists with the create revision we were given. */
   ownExists: boolean;
   /** The waiter right ahead of us (highest create revision below ours), if any. */
@@ -18,7 +20,7 @@ export interface QueueView {
 
 /** The outcome of putting our key into a resource's queue. */
 export type Enqueued =
-  | { kind: 'queued'; createRevision: string; predecessor: WireKey | undefined }
+  | { kind: 'queued'; createRevision: string; predecessor: WireKey | undefined; revision: string }
   /** A retried put found our key already there (the first attempt committed). */
   | { kind: 'retried'; createRevision: string }
   /** Try-only: the lock was held, and no key was written. */
@@ -67,7 +69,7 @@ export class QueueStore {
     const [own, predecessor] = res.ranges[1];
     // A put inside a transaction takes the transaction's revision as its create revision.
     const createRevision = own && own.key.equals(keyBuf) ? own.createRevision : res.revision;
-    return { kind: 'queued', createRevision, predecessor };
+    return { kind: 'queued', createRevision, predecessor, revision: res.revision };
   }
 
   /** Reads the waiter ahead of us by create revision (not by name), and checks our own key. */
@@ -92,6 +94,7 @@ export class QueueStore {
     );
     const own = res.ranges[1][0];
     return {
+      revision: res.revision,
       ownExists: own !== undefined && own.createRevision === createRevision,
       predecessor: res.ranges[0][0],
     };

@@ -1,4 +1,4 @@
-import { Observable, from, type ObservableInput, type Subscription } from 'rxjs';
+import { Observable, from, isObservable, type ObservableInput, type Subscription } from 'rxjs';
 import type { LockHandle } from '../core/index.js';
 import type { EnteredLock } from './lock.service.js';
 
@@ -27,7 +27,9 @@ export function lockedObservable<T>(
       if (signal.aborted) return onLost();
       signal.addEventListener('abort', onLost, { once: true });
       subscriber.add(() => signal.removeEventListener('abort', onLost));
-      inner = from(produce(entered)).subscribe({
+      const produced = produce(entered);
+      // A handler's stream is already an Observable: subscribe to it as is, not through from().
+      inner = (isObservable(produced) ? produced : from(produced)).subscribe({
         next: value => subscriber.next(value),
         error: err => void release(taken).then(() => subscriber.error(err)),
         complete: () => void release(taken).then(() => subscriber.complete()),

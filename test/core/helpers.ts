@@ -40,6 +40,10 @@ export interface RpcCounter {
   completed: number;
   /** Watchers created (`etcd.watch()` calls). */
   watches: number;
+  /** Watchers etcd confirmed ('connected'). */
+  armed: number;
+  /** Called synchronously inside each `etcd.watch()` call, before the watcher is created. */
+  beforeWatch: (() => void) | undefined;
   /** Called synchronously right after each unary call has been sent. */
   onCall: ((call: string) => void) | undefined;
   reset(): void;
@@ -61,11 +65,14 @@ export function countRpcs(etcd: Etcd3): RpcCounter {
     calls: [],
     completed: 0,
     watches: 0,
+    armed: 0,
+    beforeWatch: undefined,
     onCall: undefined,
     reset() {
       counter.calls.length = 0;
       counter.completed = 0;
       counter.watches = 0;
+      counter.armed = 0;
     },
     restore() {
       pool.exec = originalExec;
@@ -80,7 +87,15 @@ export function countRpcs(etcd: Etcd3): RpcCounter {
   };
   etcd.watch = function (this: Etcd3) {
     counter.watches++;
-    return originalWatch.call(this);
+    counter.beforeWatch?.();
+    const builder = originalWatch.call(this);
+    const watcher = builder.watcher.bind(builder);
+    builder.watcher = () => {
+      const created = watcher();
+      created.once('connected', () => counter.armed++);
+      return created;
+    };
+    return builder;
   };
   return counter;
 }
