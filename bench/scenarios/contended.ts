@@ -53,8 +53,6 @@ export interface ContendContext {
   warmupMs: number;
   /** etcd's pid, to read its CPU time from /proc. */
   etcdPid?: number;
-  /** ours only: an idle watcher keeps each client's watch stream open (see workers/contend.ts). */
-  anchorWatch?: boolean;
 }
 
 interface WorkerResult {
@@ -88,7 +86,7 @@ export async function runContended(ctx: ContendContext, impl: ContendImpl, waite
         new Worker(`go contend ${p}`, ctx.goBinary!, ['contend', '-endpoint', ctx.endpoint, '-key', `bench/${key}`, '-waiters', String(count), '-duration-ms', String(ctx.durationMs)]),
       );
     } else {
-      workers.push(nodeWorker(`contend ${impl} ${p}`, 'contend.js', { impl, endpoint: ctx.endpoint, redisPort: ctx.redisPort, key, waiters: count, durationMs: ctx.durationMs, anchorWatch: ctx.anchorWatch }));
+      workers.push(nodeWorker(`contend ${impl} ${p}`, 'contend.js', { impl, endpoint: ctx.endpoint, redisPort: ctx.redisPort, key, waiters: count, durationMs: ctx.durationMs }));
     }
   }
   try {

@@ -10,7 +10,7 @@ import autocannon from 'autocannon';
 import { nodeWorker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
 
-export type Route = 'plain' | 'locked' | 'service' | 'raw';
+export type Route = 'plain' | 'intercepted' | 'locked' | 'service' | 'raw' | 'guarded';
 
 export interface RouteLoad {
   latency: Summary;
@@ -60,7 +60,7 @@ export async function runHttp(endpoint: string, rounds: number, durationSec: num
     const port = Number((await app.line('ready')).split(' ')[1]);
     const base = `http://127.0.0.1:${port}`;
     // Warm up every route (JIT, connections, the lease).
-    for (const route of ['plain', 'locked', 'service', 'raw'] as const) await load(base, route, 4, 1);
+    for (const route of ['plain', 'intercepted', 'locked', 'service', 'raw', 'guarded'] as const) await load(base, route, 4, 1);
     const out: HttpRound[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const { connections, routes } of plan) {

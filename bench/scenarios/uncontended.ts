@@ -5,15 +5,19 @@
 import { Etcd3 } from 'etcd3';
 import type Redlock from 'redlock';
 import { EtcdLockClient } from '../../lib/core/index.js';
+import { prefixRangeEnd } from '../../lib/core/keys.js';
 import { Worker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
+import { processCpuMs } from './contended.js';
 
-export type CycleImpl = 'floor' | 'ours' | 'etcd3Lock' | 'goMutex' | 'redlock';
+export type CycleImpl = 'floor' | 'guardedFloor' | 'ours' | 'etcd3Lock' | 'goMutex' | 'redlock';
 
 export interface CycleContext {
   endpoint: string;
   goBinary?: string;
   redlock?: Redlock;
+  /** etcd's pid, to read its CPU time per cycle from /proc. */
+  etcdPid?: number;
 }
 
 /** Per-cycle latencies (ms) and the client's CPU time per cycle (µs). */
@@ -52,6 +56,32 @@ export class CycleRunners {
         const key = Buffer.from(`bench/u/${tag}/${i}`);
         await raw.kv.put({ key, value: Buffer.from('x') });
         await raw.kv.deleteRange({ key });
+      }),
+    );
+    // The guarded floor: the two transactions of our lock (put-if-absent + read of the queue;
+    // delete-if-create-revision), sent as plain etcd3 calls. etcd 3.4 serves every write Txn at
+    // a cost a Put or DeleteRange does not pay (see BENCHMARKS.md), so this is what any lock with
+    // retry-safe writes and a guarded release costs on it.
+    const txnLease = raw.lease(10);
+    const lease = await txnLease.grant();
+    self.closers.push(() => txnLease.revoke().catch(() => undefined));
+    self.runners.set('guardedFloor', (tag, n, warmup) =>
+      timeLoop(n, warmup, async i => {
+        const prefix = `bench/u-txn/${tag}/${i}/`;
+        const key = Buffer.from(`${prefix}k`);
+        const put = await raw.kv.txn({
+          compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+          success: [
+            { request_put: { key, value: Buffer.from('x'), lease } },
+            { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true } },
+          ],
+          failure: [{ request_range: { key, keys_only: true } }],
+        });
+        await raw.kv.txn({
+          compare: [{ key, target: 'Create', result: 'Equal', create_revision: put.header.revision }],
+          success: [{ request_delete_range: { key } }],
+          failure: [],
+        });
       }),
     );
     const ours = new EtcdLockClient({ hosts: ctx.endpoint, ttl: 10, prefix: 'bench/u-ours/' });
@@ -110,6 +140,8 @@ export interface CycleRound {
   round: number;
   summary: Summary;
   cpuUsPerCycle: number;
+  /** etcd's CPU time per cycle (µs), warm-up cycles included. */
+  etcdCpuUsPerCycle: number;
 }
 
 export async function runUncontended(
@@ -119,14 +151,17 @@ export async function runUncontended(
   cycles: number,
   warmup: number,
   label: string,
+  etcdPid?: number,
 ): Promise<CycleRound[]> {
   const out: CycleRound[] = [];
   for (let round = 0; round < rounds; round++) {
     // Rotate the order so that no implementation always runs first or last.
     const order = impls.map((_, i) => impls[(i + round) % impls.length]);
     for (const impl of order) {
+      const etcdCpu0 = processCpuMs(etcdPid);
       const { samples, cpuUsPerCycle } = await runners.run(impl, `${label}-${round}`, cycles, warmup);
-      out.push({ impl, round, summary: summarize(samples), cpuUsPerCycle });
+      const etcdCpuUsPerCycle = ((processCpuMs(etcdPid) - etcdCpu0) * 1000) / (cycles + warmup);
+      out.push({ impl, round, summary: summarize(samples), cpuUsPerCycle, etcdCpuUsPerCycle });
     }
   }
   return out;

@@ -19,12 +19,6 @@ interface Config {
   key: string;
   waiters: number;
   durationMs: number;
-  /**
-   * ours only: keep one idle watcher open on the client for the whole run. etcd3 tears its watch
-   * stream down when the last watcher is cancelled, so without it a process's lone waiter pays a
-   * new gRPC stream for every watch; this shows what keeping the stream up would save.
-   */
-  anchorWatch?: boolean;
 }
 
 type Record4 = [acquireStart: number, grant: number, releaseStart: number, releaseEnd: number];
@@ -42,11 +36,6 @@ async function makeLocker(): Promise<Locker> {
   if (config.impl === 'ours') {
     const client = new EtcdLockClient({ hosts: config.endpoint, ttl: 10, waitTimeout: 120_000, prefix: 'bench/' });
     await client.connect();
-    if (config.anchorWatch) {
-      const anchor = client.etcd.watch().key('bench/anchor-never-written').watcher();
-      anchor.on('error', () => undefined);
-      await new Promise(resolve => anchor.once('connected', resolve));
-    }
     return { acquire: (key = config.key) => client.acquire(key), close: () => client.close() };
   }
   const { Redis } = await import('ioredis');

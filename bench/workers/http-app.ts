@@ -1,19 +1,30 @@
 /**
  * A minimal NestJS HTTP app for the decorator-overhead benchmark: the same trivial handler
  *   /plain/:id    as is,
+ *   /intercepted/:id under a pass-through interceptor: what any interceptor costs in Nest,
  *   /locked/:id   under @Locked('bench:{params.id}') (a fresh key per request: nothing waits),
  *   /service/:id  under LockService.withLock (no interceptor), and
- *   /raw/:id      making the two etcd writes a lock needs (put + delete) itself, through the
- *                 module's own etcd3 client: the floor, measured in the same process;
+ *   /raw/:id      making two etcd writes (put + delete) itself, through the module's own etcd3
+ *                 client: the floor, measured in the same process;
+ *   /guarded/:id  sending the lock's own two transactions (put-if-absent + read of the queue,
+ *                 delete-if-create-revision) itself, through the same client;
  *   /cpu          the process's CPU time so far.
  * Prints "ready <port>" once listening; closes (revoking its lease) when stdin ends.
  */
 import 'reflect-metadata';
-import { Controller, Get, Inject, Module, Param } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Module, Param, UseInterceptors, type CallHandler, type NestInterceptor } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ETCD_LOCK_CLIENT, EtcdLockClient, EtcdLockModule, Locked, LockService } from '../../lib/index.js';
+import { prefixRangeEnd } from '../../lib/core/keys.js';
 
 const config = JSON.parse(process.argv[2]) as { endpoint: string };
+
+@Injectable()
+class PassThroughInterceptor implements NestInterceptor {
+  intercept(_context: unknown, next: CallHandler) {
+    return next.handle();
+  }
+}
 
 @Controller()
 class BenchController {
@@ -24,6 +35,12 @@ class BenchController {
 
   @Get('plain/:id')
   plain(@Param('id') id: string) {
+    return { id };
+  }
+
+  @Get('intercepted/:id')
+  @UseInterceptors(PassThroughInterceptor)
+  intercepted(@Param('id') id: string) {
     return { id };
   }
 
@@ -49,6 +66,27 @@ class BenchController {
     const key = Buffer.from(`bench/http-raw/${id}`);
     await this.client.etcd.kv.put({ key, value: Buffer.from('x') });
     await this.client.etcd.kv.deleteRange({ key });
+    return { id };
+  }
+
+  @Get('guarded/:id')
+  async guarded(@Param('id') id: string) {
+    const prefix = `bench/http-guarded/${id}/`;
+    const key = Buffer.from(`${prefix}k`);
+    const lease = this.client.status().leaseId!;
+    const put = await this.client.etcd.kv.txn({
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [
+        { request_put: { key, value: Buffer.from('x'), lease: BigInt(`0x${lease}`).toString() } },
+        { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true } },
+      ],
+      failure: [{ request_range: { key, keys_only: true } }],
+    });
+    await this.client.etcd.kv.txn({
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: put.header.revision }],
+      success: [{ request_delete_range: { key } }],
+      failure: [],
+    });
     return { id };
   }
 }
