@@ -36,8 +36,8 @@ const outIndex = argv.indexOf('--out');
 const OUT = path.resolve(REPO, outIndex >= 0 ? argv[outIndex + 1] : '.bench/results');
 
 const P = QUICK
-  ? { cycleRounds: 2, cycles: 100, handoffRounds: 2, handoffs: 50, contendRounds: 1, contendMs: 1500, herdRounds: 1, httpRounds: 1, httpSec: 1, noFsyncRounds: 1 }
-  : { cycleRounds: 5, cycles: 200, handoffRounds: 5, handoffs: 100, contendRounds: 3, contendMs: 2000, herdRounds: 2, httpRounds: 3, httpSec: 1.5, noFsyncRounds: 3 };
+  ? { cycleRounds: 2, cycles: 100, cycleWarmup: 50, handoffRounds: 2, handoffs: 50, contendRounds: 1, contendMs: 1500, herdRounds: 1, httpRounds: 1, httpSec: 1, noFsyncRounds: 1 }
+  : { cycleRounds: 5, cycles: 200, cycleWarmup: 100, handoffRounds: 5, handoffs: 100, contendRounds: 3, contendMs: 2000, herdRounds: 2, httpRounds: 3, httpSec: 1.5, noFsyncRounds: 3 };
 
 const LABEL: Record<string, string> = {
   floor: 'floor: etcd put + delete',
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   const etcdPid = fsyncEtcd.cluster.members[0].pid;
   const cycleRunners = await CycleRunners.create({ endpoint: E, goBinary: go.binary, redlock });
   const cycleImpls = cycleRunners.impls;
-  const cycles = await runUncontended(cycleRunners, cycleImpls, P.cycleRounds, P.cycles, 20, 'fsync', etcdPid);
+  const cycles = await runUncontended(cycleRunners, cycleImpls, P.cycleRounds, P.cycles, P.cycleWarmup, 'fsync', etcdPid);
   await cycleRunners.close();
   const cycleRows = summarizeCycles(cycles, cycleImpls);
   results.uncontended = { rounds: cycles, rows: cycleRows };
@@ -345,7 +345,7 @@ async function main(): Promise<void> {
   const E2 = noFsyncEtcd.endpoint;
   const nfRunners = await CycleRunners.create({ endpoint: E2, goBinary: go.binary });
   const nfImpls = nfRunners.impls;
-  const nfCycles = await runUncontended(nfRunners, nfImpls, P.noFsyncRounds, P.cycles, 20, 'nofsync');
+  const nfCycles = await runUncontended(nfRunners, nfImpls, P.noFsyncRounds, P.cycles, P.cycleWarmup, 'nofsync');
   await nfRunners.close();
   const nfRows = summarizeCycles(nfCycles, nfImpls);
   const nfHandoffRunners = await HandoffRunners.create(E2);
