@@ -41,7 +41,7 @@ const P = QUICK
 
 const LABEL: Record<string, string> = {
   floor: 'floor: etcd put + delete',
-  guardedFloor: 'guarded floor: the 2 Txns via etcd3',
+  guardedFloor: 'guarded floor: 2 Txns',
   ours: 'nest-etcd-lock',
   etcd3Lock: 'etcd3 Lock (npm)',
   goMutex: 'Go concurrency.Mutex',
