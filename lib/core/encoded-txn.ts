@@ -1,4 +1,5 @@
 import type { Etcd3, ICallable } from 'etcd3';
+import { InvalidLockArgumentError } from './errors.js';
 import { decodeTxnResponse, encodeTxn, type WireTxn, type WireTxnResponse } from './etcd-wire.js';
 
 /**
@@ -44,7 +45,7 @@ export class EncodedTxns {
   constructor(client: Etcd3) {
     const pool = (client as unknown as { pool?: ICallable<unknown> }).pool;
     if (typeof pool?.exec !== 'function' || typeof pool.withConnection !== 'function') {
-      throw new TypeError('nest-etcd-lock needs an etcd3 client (version 1.x) with its connection pool');
+      throw new InvalidLockArgumentError('client', 'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool');
     }
     this.pool = pool;
   }

@@ -3,8 +3,8 @@
  *
  * etcd3 builds every request through protobufjs' `fromObject` (Long conversions, oneof checks)
  * and turns every response back into plain objects with `toObject`; for a transaction that is a
- * third of the client's CPU per call, and with one client doing one acquisition at a time that
- * CPU is latency. These encoders write the bytes directly and the decoder reads only the fields
+ * large part of the client's CPU per call, and with one client doing one acquisition at a time
+ * that CPU is latency. These encoders write the bytes directly and the decoder reads only the fields
  * the lock needs.
  *
  * Field numbers are etcd's `rpc.proto` and `kv.proto` (stable since etcd 3.0).

@@ -51,12 +51,13 @@ export class QueueStore {
   async enqueue(prefix: string, key: string, leaseId: string, tryOnly: boolean): Promise<Enqueued> {
     const keyBuf = Buffer.from(key);
     const prefixBuf = Buffer.from(prefix);
+    const rangeEnd = prefixRangeEnd(prefix);
     const res = await this.txns.txn(
       {
-        compare: [tryOnly ? { key: prefixBuf, rangeEnd: prefixRangeEnd(prefix), createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
+        compare: [tryOnly ? { key: prefixBuf, rangeEnd, createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
         success: [
           { put: { key: keyBuf, value: entryValue(), lease: leaseId } },
-          { range: { key: prefixBuf, rangeEnd: prefixRangeEnd(prefix), newestFirst: true, limit: 2 } },
+          { range: { key: prefixBuf, rangeEnd, newestFirst: true, limit: 2 } },
         ],
         failure: [{ range: { key: keyBuf } }],
       },

@@ -66,6 +66,7 @@ describe('bad input and unusable etcd', () => {
       ['credentials without a Buffer', { hosts, credentials: { rootCertificate: 'pem' } }, invalid('credentials', 'rootCertificate must be a Buffer')],
       ['prefix not a string', { hosts, prefix: 5 }, invalid('prefix', 'expected a string, got number 5')],
       ['logger without warn/error', { hosts, logger: { log() {} } }, invalid('logger', 'expected an object with warn() and error()')],
+      ['client not an etcd3 client', { client: { kv: {} } }, invalid('client', 'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool')],
     ];
 
     it.each(cases)('%s', (_name, options, expected) => {
