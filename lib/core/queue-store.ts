@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { EncodedTxns } from './encoded-txn.js';
-import type { WireKey } from './etcd-wire.js';
+import type { KeysRange, WireKey } from './etcd-wire.js';
 import { prefixRangeEnd } from './keys.js';
 import type { LockQueueEntry, QueueEntryValue } from './lock-inspection.js';
 
@@ -50,14 +50,13 @@ export class QueueStore {
    */
   async enqueue(prefix: string, key: string, leaseId: string, tryOnly: boolean): Promise<Enqueued> {
     const keyBuf = Buffer.from(key);
-    const prefixBuf = Buffer.from(prefix);
-    const rangeEnd = prefixRangeEnd(prefix);
+    const newest = newestKeys(prefix, 2);
     const res = await this.txns.txn(
       {
-        compare: [tryOnly ? { key: prefixBuf, rangeEnd, createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
+        compare: [tryOnly ? { key: newest.key, rangeEnd: newest.rangeEnd, createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
         success: [
           { put: { key: keyBuf, value: entryValue(), lease: leaseId } },
-          { range: { key: prefixBuf, rangeEnd, newestFirst: true, limit: 2 } },
+          { range: newest },
         ],
         failure: [{ range: { key: keyBuf } }],
       },
@@ -79,15 +78,7 @@ export class QueueStore {
       {
         compare: [],
         success: [
-          {
-            range: {
-              key: Buffer.from(prefix),
-              rangeEnd: prefixRangeEnd(prefix),
-              newestFirst: true,
-              limit: 1,
-              maxCreateRevision: (BigInt(createRevision) - 1n).toString(),
-            },
-          },
+          { range: { ...newestKeys(prefix, 1), maxCreateRevision: (BigInt(createRevision) - 1n).toString() } },
           { range: { key: Buffer.from(key) } },
         ],
       },
@@ -128,6 +119,11 @@ export class QueueStore {
   private callOptions() {
     return { deadline: Date.now() + this.requestTimeoutMs };
   }
+}
+
+/** The `limit` keys of a resource's queue with the highest create revisions, newest first. */
+function newestKeys(prefix: string, limit: number): KeysRange {
+  return { key: Buffer.from(prefix), rangeEnd: prefixRangeEnd(prefix), newestFirst: true, limit };
 }
 
 function entryValue(): Buffer {
