@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { firstValueFrom, toArray } from 'rxjs';
+import { Subject, firstValueFrom, toArray } from 'rxjs';
 import { EtcdLockClient, ETCD_LOCK_CLIENT, LockService, LockTimeoutError } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
@@ -91,9 +91,13 @@ describe('@Locked on provider methods and LockService (real etcd)', () => {
   });
 
   it('holds the lock of an Observable-returning method until the stream completes', async () => {
-    const values = firstValueFrom(orders.ticks('T1', 5).pipe(toArray()));
+    const done = new Subject<void>();
+    const values = firstValueFrom(orders.streamUntil('T1', done).pipe(toArray()));
     await waitFor(async () => (await keys('stream:T1/')).length === 1, { message: 'stream lock taken' });
-    expect(await values).toEqual([0, 1, 2, 3, 4]);
+    // Still held while the stream is live, however long the check above took.
+    expect(await keys('stream:T1/')).toHaveLength(1);
+    done.next();
+    expect(await values).toEqual(['open']);
     expect(await keys()).toEqual([]);
   });
 
