@@ -462,7 +462,7 @@ function summarizeCycles(rounds: CycleRound[], impls: CycleImpl[]): CycleRow[] {
     const mine = rounds.filter(r => r.impl === impl).map(r => r.summary);
     const ratiosMean = [...byRound.values()].map(m => m.get(impl)!.mean / m.get('floor')!.mean);
     const ratiosP50 = [...byRound.values()].map(m => m.get(impl)!.p50 / m.get('floor')!.p50);
-    const ratiosGuarded = [...byRound.values()].map(m => m.get(impl)!.mean / (m.get('guardedFloor') ?? m.get('floor')!).mean);
+    const ratiosGuarded = [...byRound.values()].map(m => m.get(impl)!.mean / m.get('guardedFloor')!.mean);
     const mean = median(mine.map(s => s.mean));
     const cpuUs = median(rounds.filter(r => r.impl === impl).map(r => r.cpuUsPerCycle));
     const etcdCpuUs = median(rounds.filter(r => r.impl === impl).map(r => r.etcdCpuUsPerCycle));

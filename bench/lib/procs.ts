@@ -4,6 +4,7 @@
  * prints its result as one JSON line last. Every worker is SIGKILLed if the run dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -140,4 +141,16 @@ export function stdinCommands(): { next(): Promise<string> } {
  */
 export function finish(result: unknown): void {
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
+}
+
+/** User + system CPU time of a process in ms, from /proc/<pid>/stat (Linux); NaN elsewhere. */
+export function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks, USER_HZ = 100
+  } catch {
+    return NaN;
+  }
 }

@@ -4,9 +4,8 @@
  * one machine): handoffs/s, wait (acquire called → granted), and handoff latency (previous
  * holder's release started → next holder granted).
  */
-import fs from 'node:fs';
 import { grpcReceived, grpcUnaryStarted, histogramDelta, scrapeMetrics } from '../lib/metrics.js';
-import { nodeWorker, Worker } from '../lib/procs.js';
+import { nodeWorker, processCpuMs, Worker } from '../lib/procs.js';
 import { median, summarize, type Summary } from '../lib/stats.js';
 import type { WatchCounts } from '../lib/watch-counter.js';
 
@@ -61,18 +60,6 @@ interface WorkerResult {
   deleteEvents?: number[];
   cpuMs: number;
   loopDelayMs?: { p50: number; p99: number };
-}
-
-/** User + system CPU time of a process in ms, from /proc/<pid>/stat (Linux); NaN elsewhere. */
-export function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks, USER_HZ = 100
-  } catch {
-    return NaN;
-  }
 }
 
 export async function runContended(ctx: ContendContext, impl: ContendImpl, waiters: number, processes: number, round: number): Promise<ContendRun> {

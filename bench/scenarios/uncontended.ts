@@ -5,10 +5,9 @@
 import { Etcd3 } from 'etcd3';
 import type Redlock from 'redlock';
 import { EtcdLockClient } from '../../lib/core/index.js';
-import { prefixRangeEnd } from '../../lib/core/keys.js';
-import { Worker } from '../lib/procs.js';
+import { guardedCycle } from '../lib/guarded-floor.js';
+import { processCpuMs, Worker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
-import { processCpuMs } from './contended.js';
 
 export type CycleImpl = 'floor' | 'guardedFloor' | 'ours' | 'etcd3Lock' | 'goMutex' | 'redlock';
 
@@ -58,31 +57,13 @@ export class CycleRunners {
         await raw.kv.deleteRange({ key });
       }),
     );
-    // The guarded floor: the two transactions of our lock (put-if-absent + read of the queue;
-    // delete-if-create-revision), sent as plain etcd3 calls. etcd 3.4 serves every write Txn at
-    // a cost a Put or DeleteRange does not pay (see BENCHMARKS.md), so this is what any lock with
-    // retry-safe writes and a guarded release costs on it.
+    // etcd 3.4 serves every write Txn at a cost a Put or DeleteRange does not pay (see
+    // BENCHMARKS.md), so this is what any lock with retry-safe writes and a guarded release costs.
     const txnLease = raw.lease(10);
     const lease = await txnLease.grant();
     self.closers.push(() => txnLease.revoke().catch(() => undefined));
     self.runners.set('guardedFloor', (tag, n, warmup) =>
-      timeLoop(n, warmup, async i => {
-        const prefix = `bench/u-txn/${tag}/${i}/`;
-        const key = Buffer.from(`${prefix}k`);
-        const put = await raw.kv.txn({
-          compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
-          success: [
-            { request_put: { key, value: Buffer.from('x'), lease } },
-            { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true } },
-          ],
-          failure: [{ request_range: { key, keys_only: true } }],
-        });
-        await raw.kv.txn({
-          compare: [{ key, target: 'Create', result: 'Equal', create_revision: put.header.revision }],
-          success: [{ request_delete_range: { key } }],
-          failure: [],
-        });
-      }),
+      timeLoop(n, warmup, i => guardedCycle(raw, `bench/u-txn/${tag}/${i}/`, lease)),
     );
     const ours = new EtcdLockClient({ hosts: ctx.endpoint, ttl: 10, prefix: 'bench/u-ours/' });
     await ours.connect();

@@ -15,7 +15,7 @@ import 'reflect-metadata';
 import { Controller, Get, Inject, Injectable, Module, Param, UseInterceptors, type CallHandler, type NestInterceptor } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ETCD_LOCK_CLIENT, EtcdLockClient, EtcdLockModule, Locked, LockService } from '../../lib/index.js';
-import { prefixRangeEnd } from '../../lib/core/keys.js';
+import { guardedCycle } from '../lib/guarded-floor.js';
 
 const config = JSON.parse(process.argv[2]) as { endpoint: string };
 
@@ -71,22 +71,8 @@ class BenchController {
 
   @Get('guarded/:id')
   async guarded(@Param('id') id: string) {
-    const prefix = `bench/http-guarded/${id}/`;
-    const key = Buffer.from(`${prefix}k`);
-    const lease = this.client.status().leaseId!;
-    const put = await this.client.etcd.kv.txn({
-      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
-      success: [
-        { request_put: { key, value: Buffer.from('x'), lease: BigInt(`0x${lease}`).toString() } },
-        { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true } },
-      ],
-      failure: [{ request_range: { key, keys_only: true } }],
-    });
-    await this.client.etcd.kv.txn({
-      compare: [{ key, target: 'Create', result: 'Equal', create_revision: put.header.revision }],
-      success: [{ request_delete_range: { key } }],
-      failure: [],
-    });
+    const lease = BigInt(`0x${this.client.status().leaseId!}`).toString();
+    await guardedCycle(this.client.etcd, `bench/http-guarded/${id}/`, lease);
     return { id };
   }
 }
