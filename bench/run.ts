@@ -36,8 +36,8 @@ const outIndex = argv.indexOf('--out');
 const OUT = path.resolve(REPO, outIndex >= 0 ? argv[outIndex + 1] : '.bench/results');
 
 const P = QUICK
-  ? { cycleRounds: 2, cycles: 100, cycleWarmup: 50, handoffRounds: 2, handoffs: 50, contendRounds: 1, contendMs: 1500, herdRounds: 1, httpRounds: 1, httpSec: 1, noFsyncRounds: 1 }
-  : { cycleRounds: 5, cycles: 200, cycleWarmup: 100, handoffRounds: 5, handoffs: 100, contendRounds: 3, contendMs: 2000, herdRounds: 2, httpRounds: 3, httpSec: 1.5, noFsyncRounds: 3 };
+  ? { cycleRounds: 2, cycles: 100, cycleWarmup: 50, handoffRounds: 2, handoffs: 50, contendRounds: 1, contendMs: 1500, herdRounds: 1, httpRounds: 1, httpSec: 1, memHttpRounds: 2, noFsyncRounds: 1 }
+  : { cycleRounds: 5, cycles: 200, cycleWarmup: 100, handoffRounds: 5, handoffs: 100, contendRounds: 3, contendMs: 2000, herdRounds: 2, httpRounds: 3, httpSec: 1.5, memHttpRounds: 5, noFsyncRounds: 3 };
 
 const LABEL: Record<string, string> = {
   floor: 'floor: etcd put + delete',
@@ -310,14 +310,14 @@ async function main(): Promise<void> {
   // 4. HTTP ----------------------------------------------------------------------------------------
   log('@Locked over HTTP (autocannon) ...');
   const httpRounds = await runHttp(E, P.httpRounds, P.httpSec, [
-    { connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'raw', 'guarded'] },
+    { connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'intercepted-service', 'raw', 'guarded'] },
     { connections: 16, routes: ['plain', 'locked', 'raw'] },
   ]);
   const httpRows = summarizeHttp(httpRounds);
   results.http = { rounds: httpRounds, rows: httpRows };
   print(`## 4. @Locked overhead over HTTP (NestJS 12 + Express, autocannon, ${P.httpRounds} rounds × ${P.httpSec} s per route, a fresh key per request)`);
   print();
-  print('Routes of one app: /plain (handler as is), /intercepted (under a pass-through interceptor: what any Nest interceptor costs), /locked (@Locked), /service (LockService.withLock, no interceptor), /raw (the handler itself does an etcd put + delete through the module\'s etcd3 client: the 2-RTT floor, measured in the same process), /guarded (the handler sends the lock\'s own two transactions through the module\'s etcd3 client: the round trips @Locked needs).');
+  print('Routes of one app: /plain (handler as is), /intercepted (under a pass-through interceptor: what any Nest interceptor costs), /locked (@Locked), /service (LockService.withLock, no interceptor), /intercepted-service (the same under the pass-through interceptor), /raw (the handler itself does an etcd put + delete through the module\'s etcd3 client: the 2-RTT floor, measured in the same process), /guarded (the handler sends the lock\'s own two transactions through the module\'s etcd3 client: the round trips @Locked needs).');
   print();
   table(
     ['connections', 'route', 'p50 ms', 'p99 ms', 'added vs plain p50 ms', 'req/s', 'app CPU µs/request', 'errors'],
@@ -331,11 +331,33 @@ async function main(): Promise<void> {
     ),
   );
   const h1 = httpRows.find(r => r.connections === 1)!;
-  const added = h1.addedLockedP50;
-  const floor2 = h1.addedRawP50;
-  const guarded2 = h1.addedGuardedP50;
+  const added = h1.addedP50.locked!;
+  const floor2 = h1.addedP50.raw!;
+  const guarded2 = h1.addedP50.guarded!;
   print(`@Locked adds ${ms(added)} ms at p50 with 1 connection. Two etcd round trips cost ${ms(floor2)} ms in the same process as a put + delete (/raw − /plain): ${ms(added - floor2)} ms above them; as the lock's own two transactions ${ms(guarded2)} ms (/guarded − /plain): ${ms(added - guarded2)} ms above them (target ≤ 0.20 ms). The added app CPU per request: @Locked ${fmt(h1.routes.locked!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, put + delete ${fmt(h1.routes.raw!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, the two transactions ${fmt(h1.routes.guarded!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs.`);
   print('At 16 connections the figures are throughput under concurrency (requests queue behind each other), not latency.');
+  print();
+  // The same app on the in-memory lock client: the Nest layer's own cost, without etcd or gRPC.
+  const memRounds = await runHttp(E, P.memHttpRounds, P.httpSec, [{ connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'intercepted-service'] }], { inMemory: true });
+  const mem = summarizeHttp(memRounds)[0];
+  results.httpInMemory = { rounds: memRounds, row: mem };
+  print(`The same app on the in-memory lock client (\`nest-etcd-lock/testing\`: no etcd, no gRPC), 1 connection, ${P.memHttpRounds} rounds (its differences are small, so more rounds):`);
+  print();
+  const memRoutes = ROUTES.filter(route => mem.routes[route]);
+  table(
+    ['route', 'p50 ms', 'added vs plain p50 ms', 'app CPU µs/request', 'added CPU µs/request'],
+    memRoutes.map(route => {
+      const x = mem.routes[route]!;
+      const plain = mem.routes.plain!;
+      return [`/${route}`, ms(x.p50), route === 'plain' ? '' : ms(mem.addedP50[route]!), fmt(x.cpuUs, 0), route === 'plain' ? '' : fmt(x.cpuUs - plain.cpuUs, 0)];
+    }),
+  );
+  const aroundLock = (row: typeof h1) => row.addedP50['intercepted-service']! - row.addedP50.service!;
+  const aroundLockCpu = (row: typeof h1) => row.routes['intercepted-service']!.cpuUs - row.routes.service!.cpuUs;
+  print(
+    `Without etcd, @Locked adds ${ms(mem.addedP50.locked!)} ms at p50 and LockService.withLock ${ms(mem.addedP50.service!)} ms: what the layer (and the in-memory client) costs a request on its own. ` +
+      `A pass-through interceptor around withLock (/intercepted-service − /service) adds ${ms(aroundLock(mem))} ms and ${fmt(aroundLockCpu(mem), 0)} µs of CPU here, ${ms(aroundLock(h1))} ms and ${fmt(aroundLockCpu(h1), 0)} µs with etcd.`,
+  );
   print();
   targets.push({ what: '@Locked added latency (1 connection), RTT = put / delete', target: '≤ 2 RTT + 0.2 ms', measured: `+${ms(added)} ms vs 2 RTT ${ms(floor2)} ms (excess ${ms(added - floor2)} ms)`, met: added <= floor2 + 0.2 });
   targets.push({ what: '@Locked added latency (1 connection), RTT = its own two Txns', target: '≤ 2 RTT + 0.2 ms', measured: `+${ms(added)} ms vs 2 RTT ${ms(guarded2)} ms (excess ${ms(added - guarded2)} ms)`, met: added <= guarded2 + 0.2 });
@@ -542,7 +564,7 @@ function summarizeHerd(runs: HerdRun[]) {
   };
 }
 
-const ROUTES = ['plain', 'intercepted', 'locked', 'service', 'raw', 'guarded'] as const;
+const ROUTES = ['plain', 'intercepted', 'locked', 'service', 'intercepted-service', 'raw', 'guarded'] as const;
 
 function summarizeHttp(rounds: HttpRound[]) {
   return [...new Set(rounds.map(r => r.connections))].map(connections => {
@@ -559,9 +581,12 @@ function summarizeHttp(rounds: HttpRound[]) {
         errors: loads.reduce((s, l) => s + l.errors, 0),
       };
     }
-    // Added latency per round (same round, same conditions), then the median.
-    const added = (route: Route) => median(mine.map(r => (r.routes[route]?.latency.p50 ?? NaN) - r.routes.plain!.latency.p50));
-    return { connections, routes, addedLockedP50: added('locked'), addedRawP50: added('raw'), addedGuardedP50: added('guarded') };
+    // Latency added to /plain's, per round (same round, same conditions), then the median.
+    const addedP50: Partial<Record<Route, number>> = {};
+    for (const route of ROUTES) {
+      if (routes[route]) addedP50[route] = median(mine.map(r => r.routes[route]!.latency.p50 - r.routes.plain!.latency.p50));
+    }
+    return { connections, routes, addedP50 };
   });
 }
 

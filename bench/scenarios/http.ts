@@ -2,7 +2,8 @@
  * @Locked overhead over HTTP: a NestJS app (child process) serves the same trivial handler as
  * is (/plain), under @Locked (/locked, a fresh key per request so nothing waits) and making the
  * two etcd writes a lock needs itself through the module's etcd3 client (/raw: the floor, in the
- * same process). autocannon drives it from this process; per-request latency comes from
+ * same process); the same app on the in-memory lock client shows what the Nest layer costs
+ * without etcd. autocannon drives it from this process; per-request latency comes from
  * autocannon's 'response' events (sub-millisecond), the app's CPU per request from its /cpu.
  */
 import http from 'node:http';
@@ -10,7 +11,7 @@ import autocannon from 'autocannon';
 import { nodeWorker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
 
-export type Route = 'plain' | 'intercepted' | 'locked' | 'service' | 'raw' | 'guarded';
+export type Route = 'plain' | 'intercepted' | 'locked' | 'service' | 'intercepted-service' | 'raw' | 'guarded';
 
 export interface RouteLoad {
   latency: Summary;
@@ -54,13 +55,20 @@ async function load(base: string, route: Route, connections: number, durationSec
   };
 }
 
-export async function runHttp(endpoint: string, rounds: number, durationSec: number, plan: { connections: number; routes: Route[] }[]): Promise<HttpRound[]> {
-  const app = nodeWorker('http app', 'http-app.js', { endpoint });
+/** `inMemory`: the app runs on the in-memory lock client, so only the routes that need no etcd can be planned. */
+export async function runHttp(
+  endpoint: string,
+  rounds: number,
+  durationSec: number,
+  plan: { connections: number; routes: Route[] }[],
+  { inMemory = false } = {},
+): Promise<HttpRound[]> {
+  const app = nodeWorker(inMemory ? 'http app (in-memory)' : 'http app', 'http-app.js', { endpoint, inMemory });
   try {
     const port = Number((await app.line('ready')).split(' ')[1]);
     const base = `http://127.0.0.1:${port}`;
-    // Warm up every route (JIT, connections, the lease).
-    for (const route of ['plain', 'intercepted', 'locked', 'service', 'raw', 'guarded'] as const) await load(base, route, 4, 1);
+    // Warm up every planned route (JIT, connections, the lease).
+    for (const route of new Set(plan.flatMap(p => p.routes))) await load(base, route, 4, 1);
     const out: HttpRound[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const { connections, routes } of plan) {
