@@ -24,7 +24,7 @@ import { installWatchCounter } from './lib/watch-counter.js';
 import { runContended, type ContendImpl, type ContendRun } from './scenarios/contended.js';
 import { HandoffRunners, runHandoff, type HandoffRound } from './scenarios/handoff.js';
 import { runHerd, type HerdRun } from './scenarios/herd.js';
-import { runHttp, type HttpRound, type Route } from './scenarios/http.js';
+import { ROUTES, runHttp, type HttpRound, type Route } from './scenarios/http.js';
 import { nodeWorker } from './lib/procs.js';
 import { CycleRunners, runUncontended, type CycleImpl, type CycleRound } from './scenarios/uncontended.js';
 import type { ManyLevel } from './workers/many.js';
@@ -341,7 +341,7 @@ async function main(): Promise<void> {
   const memRounds = await runHttp(E, P.memHttpRounds, P.httpSec, [{ connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'intercepted-service'] }], { inMemory: true });
   const mem = summarizeHttp(memRounds)[0];
   results.httpInMemory = { rounds: memRounds, row: mem };
-  print(`The same app on the in-memory lock client (\`nest-etcd-lock/testing\`: no etcd, no gRPC), 1 connection, ${P.memHttpRounds} rounds (its differences are small, so more rounds):`);
+  print(`The same app on the in-memory lock client (\`nest-etcd-lock/testing\`: no etcd, no gRPC), 1 connection, ${P.memHttpRounds} rounds:`);
   print();
   const memRoutes = ROUTES.filter(route => mem.routes[route]);
   table(
@@ -563,8 +563,6 @@ function summarizeHerd(runs: HerdRun[]) {
     unsynced: median(runs.map(r => r.serverUnsyncedWatchersWhileQueued)),
   };
 }
-
-const ROUTES = ['plain', 'intercepted', 'locked', 'service', 'intercepted-service', 'raw', 'guarded'] as const;
 
 function summarizeHttp(rounds: HttpRound[]) {
   return [...new Set(rounds.map(r => r.connections))].map(connections => {

@@ -11,7 +11,9 @@ import autocannon from 'autocannon';
 import { nodeWorker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
 
-export type Route = 'plain' | 'intercepted' | 'locked' | 'service' | 'intercepted-service' | 'raw' | 'guarded';
+/** Every route of the app, in the order the tables list them. */
+export const ROUTES = ['plain', 'intercepted', 'locked', 'service', 'intercepted-service', 'raw', 'guarded'] as const;
+export type Route = (typeof ROUTES)[number];
 
 export interface RouteLoad {
   latency: Summary;
