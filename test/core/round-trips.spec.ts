@@ -3,10 +3,9 @@
  * release is one. Also pins the cost of a contended handoff, and checks that handoffs are not
  * throttled by etcd's unsynced-watch loop (~10 per second, as with Go's Mutex).
  */
-import { spawnSync } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient } from '../../lib/core/index.js';
-import { ETCDCTL_BIN, startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { etcdctlSync, startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { countRpcs, observer, readQueue, storeRevision, track, type RpcCounter } from './helpers.js';
 
@@ -136,10 +135,7 @@ describe('etcd round trips', () => {
     const holder = await client.acquire('moved');
     rpcs.reset();
     // A write committed between the waiter's put and its watch (etcdctl, run synchronously).
-    rpcs.beforeWatch = () => {
-      const put = spawnSync(ETCDCTL_BIN, [`--endpoints=${etcd.endpoints.join(',')}`, 'put', 'unrelated', 'x'], { env: { ...process.env, ETCDCTL_API: '3' } });
-      if (put.status !== 0) throw new Error(`etcdctl put failed: ${put.stderr}`);
-    };
+    rpcs.beforeWatch = () => void etcdctlSync(etcd.endpoints, ['put', 'unrelated', 'x']);
     try {
       const waiter = track(client.acquire('moved'));
       await waitFor(() => rpcs.armed === 1 && rpcs.completed === 2, { message: () => `waiter armed and re-read (calls ${rpcs.calls})` });
@@ -157,10 +153,7 @@ describe('etcd round trips', () => {
     const holder = await client.acquire('gap');
     rpcs.reset();
     // The holder's key is deleted after the waiter read it as its predecessor, before the watch exists.
-    rpcs.beforeWatch = () => {
-      const del = spawnSync(ETCDCTL_BIN, [`--endpoints=${etcd.endpoints.join(',')}`, 'del', holder.key], { env: { ...process.env, ETCDCTL_API: '3' } });
-      if (del.status !== 0) throw new Error(`etcdctl del failed: ${del.stderr}`);
-    };
+    rpcs.beforeWatch = () => void etcdctlSync(etcd.endpoints, ['del', holder.key]);
     try {
       const handle = await client.acquire('gap', { waitTimeout: 5000 });
       expect(handle.fencingToken).toBeGreaterThan(holder.fencingToken);

@@ -214,6 +214,20 @@ export function etcdctl(endpoints: string[], args: string[], options: EtcdctlOpt
 }
 
 /**
+ * `etcdctl --endpoints=<endpoints> ...args` run synchronously, for a write that must commit before
+ * the caller's next statement (e.g. inside a hook the code under test calls). Throws on failure.
+ */
+export function etcdctlSync(endpoints: string[], args: string[], timeoutMs = 10_000): string {
+  const res = spawnSync(ETCDCTL_BIN, [`--endpoints=${endpoints.join(',')}`, ...args], {
+    env: { ...process.env, ETCDCTL_API: '3' },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  if (res.status !== 0) throw new Error(`etcdctl ${args.join(' ')} failed (${res.error?.message ?? `exit ${res.status}`}): ${res.stderr}`);
+  return res.stdout;
+}
+
+/**
  * Start a long-running etcdctl (e.g. `etcdctl lock NAME`); stdio are pipes.
  * Tracked like etcd: killed by close() of a cluster it talks to, at process
  * exit, by the watchdog and by the global teardown. Kill it yourself to release.
