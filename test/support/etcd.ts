@@ -182,12 +182,18 @@ export interface EtcdctlOptions {
   input?: string;
 }
 
+/** etcdctl's arguments and environment for `endpoints` (API v3), shared by every way of running it. */
+function etcdctlInvocation(endpoints: string[], args: string[], env?: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } {
+  return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...process.env, ETCDCTL_API: '3', ...env } };
+}
+
 /** Run `etcdctl --endpoints=<endpoints> ...args` (ETCDCTL_API=3) to completion. Never rejects on a non-zero exit. */
 export function etcdctl(endpoints: string[], args: string[], options: EtcdctlOptions = {}): Promise<EtcdctlResult> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const { argv, env } = etcdctlInvocation(endpoints, args, options.env);
   return new Promise<EtcdctlResult>((resolve, reject) => {
-    const child = spawn(ETCDCTL_BIN, [`--endpoints=${endpoints.join(',')}`, ...args], {
-      env: { ...process.env, ETCDCTL_API: '3', ...options.env },
+    const child = spawn(ETCDCTL_BIN, argv, {
+      env,
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -218,8 +224,9 @@ export function etcdctl(endpoints: string[], args: string[], options: EtcdctlOpt
  * the caller's next statement (e.g. inside a hook the code under test calls). Throws on failure.
  */
 export function etcdctlSync(endpoints: string[], args: string[], timeoutMs = 10_000): string {
-  const res = spawnSync(ETCDCTL_BIN, [`--endpoints=${endpoints.join(',')}`, ...args], {
-    env: { ...process.env, ETCDCTL_API: '3' },
+  const { argv, env } = etcdctlInvocation(endpoints, args);
+  const res = spawnSync(ETCDCTL_BIN, argv, {
+    env,
     encoding: 'utf8',
     timeout: timeoutMs,
   });
@@ -233,8 +240,9 @@ export function etcdctlSync(endpoints: string[], args: string[], timeoutMs = 10_
  * exit, by the watchdog and by the global teardown. Kill it yourself to release.
  */
 export function spawnEtcdctl(endpoints: string[], args: string[]): ChildProcess {
-  const child = spawn(ETCDCTL_BIN, [`--endpoints=${endpoints.join(',')}`, ...args], {
-    env: { ...process.env, ETCDCTL_API: '3' },
+  const { argv, env } = etcdctlInvocation(endpoints, args);
+  const child = spawn(ETCDCTL_BIN, argv, {
+    env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   if (child.pid !== undefined) {
