@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import { Injectable, type INestApplication } from '@nestjs/common';
-import { Observable, Subject, from, lastValueFrom, mergeAll, toArray, type ObservableInput } from 'rxjs';
+import { Observable, Subject, from, lastValueFrom, mergeAll, tap, toArray, type ObservableInput } from 'rxjs';
 import { Locked, LockService } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
@@ -66,9 +66,10 @@ describe('@Locked provider methods whose Observable result is known only at run 
     expect(Reflect.getMetadata('design:returntype', Object.getPrototypeOf(service()), 'open')).toBeUndefined();
     const done = new Subject<void>();
     const result = service().open(id, done) as unknown as ObservableInput<Observable<string>>;
-    const values = lastValueFrom(from(result).pipe(mergeAll(), toArray()));
-    await waitFor(async () => (await locks.inspect(`stream:${id}`)).holder !== undefined, { message: 'the stream holds its lock' });
-    // Still held while the stream is live, however long the check above took.
+    let opened = false;
+    const values = lastValueFrom(from(result).pipe(mergeAll(), tap(() => (opened = true)), toArray()));
+    await waitFor(() => opened, { message: 'the stream emitted' });
+    // The stream is live (it completes only when `done` emits): its lock must be held.
     expect((await locks.inspect(`stream:${id}`)).holder).toBeDefined();
     done.next();
     expect(await values).toEqual(['open']);

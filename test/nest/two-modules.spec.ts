@@ -82,7 +82,7 @@ describe('@Locked provider methods get the LockService of the module they import
   it('fails at bootstrap, naming the provider, when its module reaches no LockService', async () => {
     const error = await boot([FeatureA, OrphanModule]).catch(e => e);
     expect(error).toBeInstanceOf(Error);
-    expect(error.message).toContain('dependencies of the Orphan ');
+    expect(error.message).toContain('dependencies of the Orphan');
     expect(error.message).toContain('LockService');
   });
 
