@@ -122,6 +122,16 @@ describe('a section resolves only if its lock was held throughout (real etcd, ev
     expect(res.body.error).toBe('LockLostError');
   });
 
+  it('never lends a lost lock: a nested call on it fails with its LockLostError', async () => {
+    let nested: unknown;
+    const outer = locks.withLock('w7', async () => {
+      spin(BLOCKED_MS);
+      nested = await locks.withLock('w7', () => 'borrowed').catch(e => e);
+    });
+    await expect(outer).rejects.toBeInstanceOf(LockLostError);
+    expect(nested).toBeInstanceOf(LockLostError);
+  });
+
   it('still resolves a section that ends within the TTL', async () => {
     expect(await locks.withLock('w6', () => (spin(200), 'ok'))).toBe('ok');
   });
