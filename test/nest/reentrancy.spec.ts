@@ -1,13 +1,28 @@
 import { jest } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
-import { EtcdLockClient, LockService, type LockHandle } from '../../lib/index.js';
+import { Controller, Param, Post, type INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { EtcdLockClient, Locked, LockService, type LockHandle } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { gate } from './fixtures/gates.js';
+import { gate, type Gate } from './fixtures/gates.js';
 import { JobsService } from './fixtures/jobs.service.js';
 import { createOrdersApp, uniquePrefix } from './fixtures/test-app.js';
 
 jest.setTimeout(30_000);
+
+/** A handler that starts a locked job on its own key and does not wait for it. */
+@Controller('fire')
+class FireController {
+  static finish: Gate = gate();
+  constructor(private readonly jobs: JobsService) {}
+
+  @Post(':id')
+  @Locked('job:{params.id}')
+  fire(@Param('id') id: string): string {
+    void this.jobs.run(id, FireController.finish.promise);
+    return 'fired';
+  }
+}
 
 /**
  * Re-entrancy lends a lock only to calls that arrive while their chain holds it. The async
@@ -26,7 +41,7 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
     prefix = uniquePrefix('reentrancy');
-    app = await createOrdersApp({ hosts: etcd.endpoints, prefix, ttl: 5, waitTimeout: 5000 }, { providers: [JobsService] });
+    app = await createOrdersApp({ hosts: etcd.endpoints, prefix, ttl: 5, waitTimeout: 5000 }, { providers: [JobsService], controllers: [FireController] });
     locks = app.get(LockService);
     jobs = app.get(JobsService);
     other = new EtcdLockClient({ hosts: etcd.endpoints, prefix, ttl: 5 });
@@ -96,6 +111,23 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
     const run = jobs.runs.find(r => r.id === 'O')!;
     // The nested job ran on the outer call's key, still the holder when it finished.
     expect(run).toMatchObject({ key: outerKey, holderKey: outerKey });
+    await held.release();
+  });
+
+  it('a handler whose nested job outlives it answers only when the job is done, and holds the lock till then', async () => {
+    let answered = false;
+    const response = request(app.getHttpServer())
+      .post('/fire/H')
+      .then(res => ((answered = true), res));
+    await waitFor(() => jobs.started.includes('H'), { message: 'the nested job started' });
+    const otherAcquired = other.acquire('job:H');
+    await waitFor(async () => (await waiters('job:H')) === 1, { message: 'the other application waits while the nested job runs' });
+    expect(answered).toBe(false);
+    FireController.finish.open();
+    expect((await response).status).toBe(201);
+    const held = await otherAcquired;
+    const run = jobs.runs.find(r => r.id === 'H')!;
+    expect(run.holderKey).toBe(run.key);
     await held.release();
   });
 
