@@ -31,7 +31,7 @@ export class LockHandle {
   private readonly controller = new AbortController();
   /** Mirrors `controller.signal.aborted` without creating the signal (Node makes it lazily). */
   private markedLost = false;
-  private released: Promise<void> | undefined;
+  private releasing: Promise<void> | undefined;
   private readonly stopWatchingSession: () => void;
   private readonly acquiredAt = performance.now();
 
@@ -71,7 +71,12 @@ export class LockHandle {
 
   /** True once the lock is known to be lost. */
   get lost(): boolean {
-    return this.signal.aborted && !this.released;
+    return this.signal.aborted && !this.releasing;
+  }
+
+  /** True once `release()` was called (the key may still be being deleted). */
+  get released(): boolean {
+    return this.releasing !== undefined;
   }
 
   /**
@@ -87,19 +92,19 @@ export class LockHandle {
    * this holder's create revision, so a release can never delete another holder's key.
    */
   release(): Promise<void> {
-    this.released ??= (async () => {
+    this.releasing ??= (async () => {
       this.stopWatchingSession();
       if (!this.markedLost) {
         this.events.emit({ type: 'released', resource: this.resource, key: this.key, heldMs: this.heldMs() });
       }
       await this.deleteKey(this);
     })();
-    return this.released;
+    return this.releasing;
   }
 
   /** @internal The lock client calls this when it learns the key is gone. */
   markLost(reason: string, cause?: unknown): void {
-    if (this.released || this.markedLost) return;
+    if (this.releasing || this.markedLost) return;
     this.markedLost = true;
     this.controller.abort(new LockLostError(this.resource, reason, { cause }));
     this.events.emit({ type: 'lost', resource: this.resource, key: this.key, heldMs: this.heldMs(), reason });
@@ -118,12 +123,19 @@ export class LockHandle {
 
 /** Several locks taken together in one canonical order; released together. */
 export class LockSet {
-  /** Aborts as soon as any one of the locks is lost. */
-  readonly signal: AbortSignal;
+  private combined: AbortSignal | undefined;
 
   /** @internal */
-  constructor(readonly handles: readonly LockHandle[]) {
-    this.signal = AbortSignal.any(handles.map(h => h.signal));
+  constructor(readonly handles: readonly LockHandle[]) {}
+
+  /**
+   * Aborts as soon as any one of the locks is lost. Reading it checks the lease deadlines on the
+   * spot, as {@link LockHandle.signal} does.
+   */
+  get signal(): AbortSignal {
+    const signals = this.handles.map(h => h.signal);
+    this.combined ??= AbortSignal.any(signals);
+    return this.combined;
   }
 
   get resources(): string[] {
@@ -147,23 +159,30 @@ export class LockSet {
 }
 
 /**
- * Runs `fn` under `lock`: settles like `fn`, or rejects with the loss as soon as the lock is lost.
- * `toRelease` (the locks this call took, not those it borrowed) are released once `fn` settles.
+ * Runs `fn` under `lock`, then calls `release`. Settles like `fn` only if the lock was held
+ * throughout: it rejects with the {@link LockLostError} as soon as the loss is known, and re-checks
+ * the lease deadline when `fn` settles, since a section that blocked the event loop past the TTL
+ * gave no timer the chance to report the loss while it ran.
  */
-export async function runWhileHeld<T>(lock: LockHandle | LockSet, toRelease: readonly (LockHandle | LockSet)[], fn: () => T | Promise<T>): Promise<T> {
+export async function runWhileHeld<T>(lock: LockHandle | LockSet, fn: () => T | Promise<T>, release: () => Promise<unknown>): Promise<T> {
   let onLost: (() => void) | undefined;
   let settled: Promise<T> | undefined;
   try {
-    lock.throwIfLost();
-    settled = (async () => fn())().finally(() => Promise.all(toRelease.map(l => l.release())));
+    const { signal } = lock;
+    signal.throwIfAborted();
     const lost = new Promise<never>((_, reject) => {
-      onLost = () => reject(lock.signal.reason);
-      lock.signal.addEventListener('abort', onLost, { once: true });
+      onLost = () => reject(signal.reason);
+      signal.addEventListener('abort', onLost, { once: true });
     });
+    settled = (async () => {
+      const value = await fn();
+      lock.throwIfLost();
+      return value;
+    })().finally(release);
     return await Promise.race([settled, lost]);
   } finally {
     if (onLost) lock.signal.removeEventListener('abort', onLost);
     if (settled) settled.catch(() => undefined);
-    else await Promise.all(toRelease.map(l => l.release()));
+    else await release();
   }
 }

@@ -16,6 +16,11 @@ export function encodeResource(resource: string): string {
   return resource.replace(/%/g, '%25').replace(/\//g, '%2F');
 }
 
+/** The canonical order in which several locks are taken: by their encoded keys' bytes. */
+export function compareResources(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(encodeResource(a)), Buffer.from(encodeResource(b)));
+}
+
 export function decodeResource(encoded: string): string {
   return encoded.replace(/%2F/g, '/').replace(/%25/g, '%');
 }

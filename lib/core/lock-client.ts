@@ -1,7 +1,7 @@
 import { GRPCDeadlineExceededError } from 'etcd3';
 import { EtcdUnavailableError, InvalidLockArgumentError, LockBusyError } from './errors.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
-import { encodeResource, resourcePrefix } from './keys.js';
+import { compareResources, resourcePrefix } from './keys.js';
 import { LockEvents } from './lock-events.js';
 import type { LockInspection } from './lock-inspection.js';
 import { resolveTtl, resolveWaitTimeout, type ResolvedLockOptions } from './options.js';
@@ -96,11 +96,13 @@ export abstract class LockClient {
    * Runs `fn` while holding the lock and releases it when `fn` settles, whatever the outcome.
    * `fn` gets the held lock: pass `lock.signal` to cancellable work and `lock.fencingToken` to
    * the store that the lock protects. If the lock is lost first, the call rejects at once with
-   * the {@link LockLostError} (`fn` itself runs on until it heeds the signal).
+   * the {@link LockLostError} (`fn` itself runs on until it heeds the signal). It resolves only if
+   * the lock was held throughout: the lease deadline is checked again when `fn` settles, so a
+   * section that blocked the event loop past the TTL rejects with `LockLostError` too.
    */
   async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     const lock = await this.acquire(resource, options);
-    return runWhileHeld(lock, [lock], () => fn(lock));
+    return runWhileHeld(lock, () => fn(lock), () => lock.release());
   }
 
   private async take<R extends Resources>(resource: R, options: AcquireOptions = {}, tryOnly: boolean): Promise<HeldLock<R>> {
@@ -130,7 +132,7 @@ export abstract class LockClient {
   private async takeAll(resources: readonly string[], ttl: number, options: AcquireOneOptions): Promise<LockSet> {
     if (resources.length === 0) throw new InvalidLockArgumentError('resource', 'the list of resources is empty');
     for (const resource of resources) resourcePrefix(this.options.prefix, resource);
-    const ordered = [...new Set(resources)].sort((a, b) => Buffer.compare(Buffer.from(encodeResource(a)), Buffer.from(encodeResource(b))));
+    const ordered = [...new Set(resources)].sort(compareResources);
     const deadline = performance.now() + options.waitTimeoutMs;
     const held: LockHandle[] = [];
     try {

@@ -1,5 +1,5 @@
 import { Logger, Module, type Provider } from '@nestjs/common';
-import { APP_FILTER, DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
+import { APP_FILTER, HttpAdapterHost } from '@nestjs/core';
 import { EtcdLockClient, type LockLogger } from '../core/index.js';
 import { silentLogger } from '../core/logger.js';
 import { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
@@ -44,7 +44,6 @@ const filterProvider: Provider = {
  * its keys at once so that waiters elsewhere proceed immediately.
  */
 @Module({
-  imports: [DiscoveryModule],
   providers: [clientProvider, filterProvider, ...lockLayerProviders],
   exports: [ETCD_LOCK_CLIENT, ...lockLayerProviders],
 })

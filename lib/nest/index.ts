@@ -5,6 +5,8 @@ export { LockService, type LockRunOptions } from './lock.service.js';
 export { Locked } from './locked.decorator.js';
 export type { LockKey, LockedOptions } from './locked-definition.js';
 export { LockKeyError } from './key-template.js';
+export { LockOrderError } from './lock-order.error.js';
+export { LockServiceMissingError } from './lock-service-missing.error.js';
 export { LockInterceptor } from './lock.interceptor.js';
 export { LockExceptionFilter } from './lock-exception.filter.js';
 export { lockErrorToHttp, type LockHttpResponse } from './lock-http-status.js';

@@ -1,5 +1,5 @@
 import { createParamDecorator } from '@nestjs/common';
-import { lockScope } from './lock-context.js';
+import { lockScope } from './held-locks.js';
 
 /** Injects the lock held for this `@Locked` handler (`fencingToken`, `signal`, ...). */
 export const CurrentLock = createParamDecorator(() => lockScope.getStore()?.current);

@@ -2,7 +2,7 @@ import { Injectable, type CallHandler, type ExecutionContext, type NestIntercept
 import { Reflector } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { LOCKED_METADATA } from './etcd-lock.constants.js';
-import { lockScope } from './lock-context.js';
+import { lockScope } from './held-locks.js';
 import { lockedObservable } from './locked-observable.js';
 import { keySource, resolveResources, type LockedDefinition } from './locked-definition.js';
 import { LockService } from './lock.service.js';
@@ -27,8 +27,9 @@ export class LockInterceptor implements NestInterceptor {
         const resources = resolveResources(definition.key, keySource(context), [context]);
         return this.locks.enter(resources, { ...definition.options, signal: giveUp });
       },
-      // next.handle() binds the handler to the async context it is called in: ours.
-      entered => lockScope.run({ ...entered.scope, interceptedHandler: context.getHandler() }, () => next.handle()),
+      // next.handle() binds the handler to the async context it is called in: ours, marked with
+      // the definition so that @Locked's wrapper (wherever other decorators put it) does not lock again.
+      entered => lockScope.run({ ...entered.scope, intercepted: definition }, () => next.handle()),
     );
   }
 }

@@ -2,39 +2,28 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import {
   LockClient,
-  LockHandle,
-  LockSet,
   type AcquireOptions,
+  type LockHandle,
+  type LockSet,
   type HeldLock,
   type LockEvent,
   type LockInspection,
   type SessionStatus,
 } from '../core/index.js';
-import { runWhileHeld } from '../core/handle.js';
 import { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
-import { lockScope, type LockScope } from './lock-context.js';
+import { enterLock, runEntered, type EnteredLock, type LockRunOptions } from './entered-lock.js';
+import { lockScope } from './held-locks.js';
+
+export type { LockRunOptions } from './entered-lock.js';
 
 type Resources = string | readonly string[];
 
-/** Options of `withLock` and `@Locked`. */
-export interface LockRunOptions extends AcquireOptions {
-  /** Fail at once with `LockBusyError` when the lock is held, instead of waiting. */
-  tryOnly?: boolean;
-}
-
-/** A lock entered by the current call: taken now, or borrowed from an outer call that holds it. */
-export interface EnteredLock {
-  lock: LockHandle | LockSet;
-  scope: LockScope;
-  /** The locks this call took itself (it releases those, and only those). */
-  taken: LockHandle[];
-}
-
 /**
  * Distributed locks for the application, on the module's single etcd client and lease.
- * Inject it anywhere. `withLock` (and `@Locked`) re-enter: a call chain that already holds a
- * resource runs a nested `withLock` on it without waiting, and the lock is released when the
- * outermost holder finishes.
+ * Inject it anywhere. `withLock` (and `@Locked`) re-enter: a call made while its call chain
+ * holds a resource on this service's client runs without waiting, and the lock is released when
+ * the last of those holders finishes. A lock that is released, being released or lost is never
+ * lent, nor one of another client.
  */
 @Injectable()
 export class LockService implements OnApplicationShutdown {
@@ -59,18 +48,24 @@ export class LockService implements OnApplicationShutdown {
   }
 
   /**
-   * Runs `fn` holding the lock(s), released when `fn` settles. `fn` receives the held lock
-   * (`fencingToken`, `signal`). Rejects with `LockLostError` as soon as the lock is lost.
+   * Runs `fn` holding the lock(s), released when `fn` settles and every nested call that
+   * re-entered them has finished. `fn` receives the held lock (`fencingToken`, `signal`).
+   * Resolves only if the lock was held throughout; rejects with `LockLostError` as soon as the
+   * lock is known lost, or when `fn` settles after the lease's deadline passed.
    */
-  async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: LockRunOptions): Promise<T> {
-    const entered = await this.enter(resource, options);
-    const lock = entered.lock as HeldLock<R>;
-    return runWhileHeld(lock, entered.taken, () => lockScope.run(entered.scope, () => fn(lock)));
+  withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: LockRunOptions): Promise<T> {
+    return this.enter(resource, options).then(entered => runEntered(entered, () => fn(entered.lock as HeldLock<R>)));
   }
 
-  /** The lock held by the innermost `withLock` / `@Locked` around the current call, if any. */
+  /**
+   * The lock held by the innermost `withLock` / `@Locked` of this service around the current
+   * call, if any, and only while it is held (not after its section ended).
+   */
   current(): LockHandle | LockSet | undefined {
-    return lockScope.getStore()?.current;
+    const lock = lockScope.getStore()?.chains.get(this.client)?.current;
+    if (!lock) return undefined;
+    const handles = 'handles' in lock ? lock.handles : [lock];
+    return handles.some(handle => handle.released) ? undefined : lock;
   }
 
   /** Who holds `resource` now and who waits for it, in grant order (read from etcd). */
@@ -83,27 +78,9 @@ export class LockService implements OnApplicationShutdown {
     return this.client.status();
   }
 
-  /**
-   * @internal Takes what the current call chain does not hold yet, and borrows the rest. One
-   * resource gives a LockHandle, a list a LockSet.
-   */
-  async enter(resources: Resources, options: LockRunOptions = {}): Promise<EnteredLock> {
-    const outer = lockScope.getStore();
-    const locks = new Map(outer?.locks);
-    const wanted = typeof resources === 'string' ? [resources] : [...new Set(resources)];
-    for (const resource of wanted) locks.get(resource)?.throwIfLost();
-    const missing = wanted.filter(resource => !locks.has(resource));
-    const { tryOnly, ...acquireOptions } = options;
-    const taken: LockHandle[] = [];
-    if (missing.length > 0) {
-      const request = missing.length === 1 ? missing[0] : missing;
-      const lock = await this.client.acquire(request, tryOnly ? { ...acquireOptions, waitTimeout: 0 } : acquireOptions);
-      taken.push(...(lock instanceof LockSet ? lock.handles : [lock]));
-      for (const handle of taken) locks.set(handle.resource, handle);
-    }
-    const handles = wanted.map(resource => locks.get(resource)!);
-    const lock = typeof resources === 'string' ? handles[0] : new LockSet(handles);
-    return { lock, scope: { locks, current: lock }, taken };
+  /** @internal Takes what the current call chain does not hold yet on this client, and borrows the rest. */
+  enter(resources: Resources, options?: LockRunOptions): Promise<EnteredLock> {
+    return enterLock(this.client, resources, options);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { ETCD_LOCK_CLIENT } from '../nest/etcd-lock.constants.js';
 import { LockExceptionFilter } from '../nest/lock-exception.filter.js';
 import { lockLayerProviders } from '../nest/lock-layer.providers.js';
@@ -23,8 +23,7 @@ export class EtcdLockTestingModule {
     return {
       module: EtcdLockTestingModule,
       global: isGlobal,
-      imports: [DiscoveryModule],
-      providers: [
+          providers: [
         { provide: InMemoryLockClient, useFactory: () => new InMemoryLockClient(clientOptions) },
         { provide: ETCD_LOCK_CLIENT, useExisting: InMemoryLockClient },
         { provide: APP_FILTER, useClass: LockExceptionFilter },

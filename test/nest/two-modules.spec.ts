@@ -1,0 +1,94 @@
+import { jest } from '@jest/globals';
+import { Injectable, Module, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { Etcd3 } from 'etcd3';
+import { EtcdLockModule, LockError, Locked } from '../../lib/index.js';
+import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { uniquePrefix } from './fixtures/test-app.js';
+
+jest.setTimeout(30_000);
+
+const prefixA = uniquePrefix('module-a');
+const prefixB = uniquePrefix('module-b');
+let hosts: string[] = [];
+let probe: Etcd3;
+
+/** Which of the two namespaces holds a key while the method runs. */
+async function namespaces(): Promise<{ a: number; b: number }> {
+  const [a, b] = await Promise.all([probe.getAll().prefix(prefixA).keys(), probe.getAll().prefix(prefixB).keys()]);
+  return { a: a.length, b: b.length };
+}
+
+@Injectable()
+class ReportsA {
+  @Locked('report:{0}')
+  async run(_id: string) {
+    return namespaces();
+  }
+}
+@Injectable()
+class ReportsB {
+  @Locked('report:{0}')
+  async run(_id: string) {
+    return namespaces();
+  }
+}
+
+/** Two features of one application, each locking on its own EtcdLockModule (another prefix, or another cluster). */
+@Module({ imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixA, logger: false }) })], providers: [ReportsA] })
+class FeatureA {}
+@Module({ imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixB, logger: false }) })], providers: [ReportsB] })
+class FeatureB {}
+
+/** A provider with a @Locked method in a module that reaches no LockService. */
+@Injectable()
+class Orphan {
+  @Locked('orphan')
+  async run() {}
+}
+@Module({ providers: [Orphan] })
+class OrphanModule {}
+
+async function boot(imports: any[]): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({ imports }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('@Locked provider methods get the LockService of the module they import (real etcd)', () => {
+  let etcd: EtcdCluster;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    hosts = etcd.endpoints;
+    probe = new Etcd3({ hosts });
+  });
+  afterAll(async () => {
+    probe?.close();
+    await etcd?.close();
+  });
+
+  it('locks each provider in its own module’s namespace', async () => {
+    const app = await boot([FeatureA, FeatureB]);
+    try {
+      expect(await app.get(ReportsA).run('1')).toEqual({ a: 1, b: 0 });
+      expect(await app.get(ReportsB).run('1')).toEqual({ a: 0, b: 1 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('fails at bootstrap, naming the provider, when its module reaches no LockService', async () => {
+    const error = await boot([FeatureA, OrphanModule]).catch(e => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toContain('dependencies of the Orphan');
+    expect(error.message).toContain('LockService');
+  });
+
+  it('gives a typed error naming the method when called on an instance Nest did not create', async () => {
+    const error = await new ReportsA().run('x').catch(e => e);
+    expect(error).toBeInstanceOf(LockError);
+    expect(error.message).toContain('ReportsA.run');
+  });
+});
