@@ -151,16 +151,33 @@ export abstract class TickClaims {
     return { won: false, reason: lastError === undefined ? 'late' : 'unavailable', error: lastError };
   }
 
-  /** Waits until every claim's keys are deleted (at most 2·S after its tick, or its job's end), then closes. */
+  /**
+   * Waits for running ticks to end and for every claim's keys to be deleted (2·S after its tick
+   * at most, once its job ended), then closes the lease: a tick claimed just before a shutdown
+   * cannot be claimed again by an instance whose clock is behind.
+   */
   async close(): Promise<void> {
     this.closing = true;
     while (this.holds.size > 0) await Promise.allSettled([...this.holds]);
     await this.closeBackend();
   }
 
+  /** The claim's lock; until it is released (the job ended), `close()` waits for it, so a shutdown does not cut a running tick's lease. */
   private heldLock(request: TickClaimRequest, keys: { tick: string; running?: string }, token: bigint, lease: ClaimLease, holdUntil: number): LockHandle {
     const resource = `${request.job}@${request.scheduledAt.toISOString()}`;
-    return new LockHandle(resource, keys.tick, token, lease, () => this.finish(keys, token, lease, holdUntil), this.events);
+    let released!: () => void;
+    this.hold(new Promise<void>(resolve => (released = resolve)));
+    return new LockHandle(
+      resource,
+      keys.tick,
+      token,
+      lease,
+      () => {
+        released();
+        return this.finish(keys, token, lease, holdUntil);
+      },
+      this.events,
+    );
   }
 
   /** The job ended: the running key goes now, the tick key once the skew window has passed. */
