@@ -21,6 +21,9 @@ export interface TickJobStatus {
   /** The skew window S of its schedule, in ms. */
   windowMs: number;
   running: number;
+  /** Ticks run here, and ticks skipped here by reason, since bootstrap. */
+  ran: number;
+  skipped: Partial<Record<TickSkip, number>>;
   lastRun?: { scheduledAt: Date; fencingToken: bigint; durationMs?: number; failed?: boolean };
   lastSkip?: { scheduledAt: Date | undefined; reason: TickSkip };
 }

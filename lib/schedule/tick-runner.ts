@@ -25,7 +25,7 @@ export class TickRunner {
     private readonly emit: (event: TickEvent) => void,
     private readonly logger: LockLogger,
   ) {
-    this.status = { job: job.name, windowMs: job.schedule.windowMs, running: 0 };
+    this.status = { job: job.name, windowMs: job.schedule.windowMs, running: 0, ran: 0, skipped: {} };
   }
 
   async run(fn: () => unknown): Promise<unknown> {
@@ -38,6 +38,7 @@ export class TickRunner {
     const fencingToken = lock.fencingToken;
     this.emit({ type: 'tick', job: this.job.name, scheduledAt, fencingToken, claimMs: performance.now() - started });
     this.status.running++;
+    this.status.ran++;
     this.status.lastRun = { scheduledAt, fencingToken };
     const runStarted = performance.now();
     let error: unknown;
@@ -57,6 +58,7 @@ export class TickRunner {
 
   private skip(scheduledAt: Date | undefined, reason: TickSkip, error?: unknown): undefined {
     this.status.lastSkip = { scheduledAt, reason };
+    this.status.skipped[reason] = (this.status.skipped[reason] ?? 0) + 1;
     this.emit({ type: 'skipped', job: this.job.name, scheduledAt, reason, ...(error === undefined ? {} : { error }) });
     const message = `tick ${scheduledAt?.toISOString() ?? '(none)'} of "${this.job.name}" skipped: ${reason}`;
     // Others running the tick is the normal outcome; a tick that may have run nowhere is worth a warning.

@@ -15,7 +15,7 @@ export class TickService {
 
   /** Each job's last run and last skip on this instance. */
   jobs(): TickJobStatus[] {
-    return [...this.statuses.values()].map(status => ({ ...status }));
+    return [...this.statuses.values()].map(status => ({ ...status, skipped: { ...status.skipped } }));
   }
 
   /** @internal */
