@@ -1,8 +1,6 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
-import { ScheduleModule } from '@nestjs/schedule';
 import { EtcdLockModule } from '../lib/index.js';
-import { EtcdLockScheduleModule } from '../lib/schedule/index.js';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { AccountsService } from './accounts/accounts.service.js';
 import { AuditJob } from './accounts/audit.job.js';
@@ -16,10 +14,11 @@ import { SeatsService } from './seats/seats.service.js';
 import { FencedStore } from './state/fenced-store.js';
 import { StoreExceptionFilter } from './state/store-exception.filter.js';
 import { StatusController } from './status/status.controller.js';
-import { HeartbeatJob } from './ticks/heartbeat.job.js';
-import { TicksController } from './ticks/ticks.controller.js';
+import { heartbeatParts } from './ticks/heartbeat.parts.js';
 
-/** The sample service: seat bookings, account transfers, counters and a once-per-tick heartbeat, all state in etcd. */
+const heartbeat = heartbeatParts();
+
+/** The sample service: seat bookings, account transfers, counters and (HEARTBEAT=1) a once-per-tick heartbeat, all state in etcd. */
 @Module({
   imports: [
     AppConfigModule,
@@ -33,16 +32,15 @@ import { TicksController } from './ticks/ticks.controller.js';
         waitTimeout: config.lockWaitTimeoutMs,
       }),
     }),
-    ScheduleModule.forRoot(),
-    EtcdLockScheduleModule.forRoot({ prefix: process.env.TICK_PREFIX ?? 'sample-app/ticks/' }),
+    ...heartbeat.imports,
   ],
-  controllers: [SeatsController, AccountsController, CountersController, StatusController, TicksController],
+  controllers: [SeatsController, AccountsController, CountersController, StatusController, ...heartbeat.controllers],
   providers: [
     FencedStore,
     SeatsService,
     AccountsService,
     AuditJob,
-    HeartbeatJob,
+    ...heartbeat.providers,
     CountersService,
     { provide: APP_INTERCEPTOR, useClass: LockWaitClock },
     { provide: APP_FILTER, useClass: StoreExceptionFilter },

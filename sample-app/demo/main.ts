@@ -52,7 +52,7 @@ async function main(): Promise<void> {
           lockPrefix: `demo-${run}/locks/`,
           statePrefix: `demo-${run}/state/`,
           lockTtl: 5,
-          env: { AUDIT_INTERVAL_MS: '500', TICK_PREFIX: `demo-${run}/ticks/` },
+          env: { AUDIT_INTERVAL_MS: '500', HEARTBEAT: '1', TICK_PREFIX: `demo-${run}/ticks/` },
         }),
       ),
     );
