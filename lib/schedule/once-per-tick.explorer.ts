@@ -46,14 +46,16 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
     const names = new Map<string, string>();
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const { instance } = wrapper;
-      if (!instance || typeof instance !== 'object') continue;
-      const prototype = Object.getPrototypeOf(instance);
+      const isStatic = wrapper.isDependencyTreeStatic();
+      // A request-scoped provider has no instance here: read its class, to refuse it by name.
+      const prototype = isStatic ? (instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : undefined) : (wrapper.metatype as Function | undefined)?.prototype;
+      if (!prototype) continue;
       for (const key of this.scanner.getAllMethodNames(prototype)) {
         const method = prototype[key] as Function;
         const definition = Reflect.getMetadata(ONCE_PER_TICK_METADATA, method) as OncePerTickDefinition | undefined;
         if (!definition) continue;
-        const label = `${instance.constructor.name}.${key}`;
-        if (!wrapper.isDependencyTreeStatic()) throw new InvalidScheduleError(label, 'its provider is request-scoped; @nestjs/schedule cannot schedule it');
+        const label = `${prototype.constructor.name}.${key}`;
+        if (!isStatic) throw new InvalidScheduleError(label, 'its provider is request-scoped; @nestjs/schedule cannot schedule it');
         const name = definition.name ?? label;
         assertJobName(name, label);
         const other = names.get(name);

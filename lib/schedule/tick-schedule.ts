@@ -2,8 +2,9 @@ import { CronTime } from 'cron';
 
 /** The longest skew window: the issue's bound of 1 s between any two instances' clocks. */
 export const MAX_WINDOW_MS = 1000;
-/** Consecutive ticks sampled to find a schedule's shortest gap. */
+/** Consecutive ticks sampled to find a schedule's shortest gap, within a span of days. */
 const SAMPLED_TICKS = 64;
+const SAMPLED_SPAN_MS = 31 * 24 * 3600_000;
 
 /**
  * A job's ticks, computed from its `@Cron` expression (and time zone) alone, so every instance
@@ -36,11 +37,17 @@ export class TickSchedule {
     return this.cron.getNextDateFrom(new Date(ms)).toMillis();
   }
 
+  /** Only gaps under 2·MAX_WINDOW_MS matter, and a schedule that has them shows them within days. */
   private shortestGapMs(fromMs: number): number {
     let shortest = Infinity;
     let previous = this.nextAfter(fromMs);
-    for (let i = 0; previous !== undefined && i < SAMPLED_TICKS; i++) {
-      const next = this.nextAfter(previous);
+    for (let i = 0; previous !== undefined && previous - fromMs < SAMPLED_SPAN_MS && i < SAMPLED_TICKS; i++) {
+      let next: number | undefined;
+      try {
+        next = this.nextAfter(previous);
+      } catch {
+        break; // cron searches 8 years ahead at most: a sparse schedule's later ticks are out of its sight
+      }
       if (next === undefined) break;
       shortest = Math.min(shortest, next - previous);
       previous = next;

@@ -1,4 +1,4 @@
-import { Injectable, Module, type INestApplication, type Type } from '@nestjs/common';
+import { Injectable, Module, Scope, type INestApplication, type Type } from '@nestjs/common';
 import { Cron, Interval, ScheduleModule, Timeout } from '@nestjs/schedule';
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
@@ -70,7 +70,7 @@ describe('@OncePerTick over the in-memory client', () => {
     expect(ledger.keyNames()).toEqual([]);
   });
 
-  it('fails the bootstrap with InvalidScheduleError for a method without @Cron, on @Interval and @Timeout, and for a name used twice', async () => {
+  it('fails the bootstrap with InvalidScheduleError for a method without @Cron, on @Interval and @Timeout, on a request-scoped provider, and for a name used twice', async () => {
     @Injectable()
     class NoSchedule {
       @OncePerTick()
@@ -97,6 +97,13 @@ describe('@OncePerTick over the in-memory client', () => {
       @OncePerTick({ name: 'same' })
       b(): void {}
     }
+    @Injectable({ scope: Scope.REQUEST })
+    class PerRequest {
+      @Cron('* * * * * *')
+      @OncePerTick()
+      job(): void {}
+    }
+    await expect(startApp([PerRequest])).rejects.toThrow(/PerRequest\.job: its provider is request-scoped/);
     await expect(startApp([NoSchedule])).rejects.toThrow(new InvalidScheduleError('NoSchedule.job', 'the method has no @Cron schedule to take its ticks from'));
     await expect(startApp([OnInterval])).rejects.toThrow(/OnInterval\.job: @Interval fires relative to each instance's start/);
     await expect(startApp([OnTimeout])).rejects.toThrow(/OnTimeout\.job: @Timeout/);
@@ -112,7 +119,7 @@ describe('@OncePerTick over the in-memory client', () => {
     expect(() => OncePerTick({ overlap: 'sometimes' } as never)).toThrow(/overlap/);
   });
 
-  it('returns undefined without running when called off schedule, and skips a tick whose previous run is still going (overlap forbid)', async () => {
+  it('skips a tick whose previous run is still going (overlap forbid)', async () => {
     let release!: () => void;
     const started: string[] = [];
     @Injectable()
@@ -133,6 +140,29 @@ describe('@OncePerTick over the in-memory client', () => {
       expect(started).toHaveLength(1);
       release();
       expect(app.get(TickService).jobs()[0]).toMatchObject({ job: 'slow', windowMs: 500 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('returns undefined without running when called by hand away from any tick, with a skipped event', async () => {
+    let ran = 0;
+    @Injectable()
+    class Yearly {
+      @Cron('0 0 0 1 1 *')
+      @OncePerTick()
+      job(): string {
+        ran++;
+        return 'ran';
+      }
+    }
+    const app = await startApp([Yearly]);
+    const events: TickEvent[] = [];
+    app.get(TickService).events$.subscribe(event => events.push(event));
+    try {
+      await expect(app.get(Yearly).job()).resolves.toBeUndefined();
+      expect(ran).toBe(0);
+      expect(events).toEqual([{ type: 'skipped', job: 'Yearly.job', scheduledAt: undefined, reason: 'off-schedule' }]);
     } finally {
       await app.close();
     }

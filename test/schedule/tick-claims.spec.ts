@@ -8,8 +8,8 @@ import { waitFor } from '../support/wait.js';
 class AnswerLost extends InMemoryTickClaims {
   lostAnswers = 1;
   delayMs = 0;
-  protected override async putIfAbsent(keys: { tick: string; running?: string }, value: string, lease: ClaimLease, timeoutMs: number): Promise<PutAnswer> {
-    const answer = await super.putIfAbsent(keys, value, lease, timeoutMs);
+  protected override async putIfAbsent(keys: { tick: string; running?: string }, value: string, lease: ClaimLease): Promise<PutAnswer> {
+    const answer = await super.putIfAbsent(keys, value, lease);
     if (this.delayMs) await new Promise(resolve => setTimeout(resolve, this.delayMs));
     if (this.lostAnswers-- > 0) throw new Error('deadline exceeded (the put committed)');
     return answer;
