@@ -15,6 +15,7 @@ export class EtcdTickClaims extends TickClaims {
   private readonly etcd: Etcd3;
   private session: Promise<Session> | undefined;
   private closed = false;
+  protected override readonly landingMs: number;
 
   constructor(
     private readonly client: EtcdLockClient,
@@ -22,6 +23,7 @@ export class EtcdTickClaims extends TickClaims {
   ) {
     super(prefix, client.events, client.options.logger);
     this.etcd = client.etcd;
+    this.landingMs = client.options.requestTimeout;
   }
 
   /** Grants the lease now, so that the first tick's claim is one round trip. */

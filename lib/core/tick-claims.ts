@@ -29,7 +29,9 @@ export type TickSkipReason =
   /** The claim was answered after the skew window: too late to know the tick is not run elsewhere. */
   | 'late'
   /** etcd did not answer within the skew window (the tick may have run nowhere). */
-  | 'unavailable';
+  | 'unavailable'
+  /** The application is shutting down: no new tick starts. */
+  | 'shutting-down';
 
 export type TickClaimResult = { won: true; lock: LockHandle } | { won: false; reason: TickSkipReason; error?: unknown };
 
@@ -75,6 +77,9 @@ export abstract class TickClaims {
     readonly logger: LockLogger,
   ) {}
 
+  /** How long after we gave up on a request it may still land (its deadline), in ms. */
+  protected readonly landingMs: number = 0;
+
   /** The lease to put claim keys on (a fresh one after a loss). */
   protected abstract lease(): Promise<ClaimLease>;
 
@@ -104,7 +109,15 @@ export abstract class TickClaims {
    * Claims a tick. Won: the held lock (its fencing token is the claim key's create revision);
    * `release()` it when the job ends. Not won: why. Never throws for an outcome of the claim.
    */
-  async claim(request: TickClaimRequest): Promise<TickClaimResult> {
+  claim(request: TickClaimRequest): Promise<TickClaimResult> {
+    if (this.closing) return Promise.resolve({ won: false, reason: 'shutting-down' });
+    // close() waits for claims in flight too: one that wins must run on a lease that is still there.
+    const result = this.attempt(request);
+    this.hold(result.then(() => undefined));
+    return result;
+  }
+
+  private async attempt(request: TickClaimRequest): Promise<TickClaimResult> {
     const keys = { tick: this.tickKey(request.job, request.scheduledAt), running: request.overlap === 'forbid' ? this.runningKey(request.job) : undefined };
     const answerBy = request.scheduledAt.getTime() + request.windowMs;
     const holdUntil = request.scheduledAt.getTime() + 2 * request.windowMs;
@@ -194,19 +207,26 @@ export abstract class TickClaims {
   }
 
   /**
-   * A claim whose put may have landed unseen (a timeout, or a retry etcd3 gave up on): once its
-   * tick's window has passed, and a request deadline later, delete whatever of ours it left.
+   * A claim whose put may have landed unseen (a timeout, or a retry etcd3 gave up on): delete
+   * whatever of ours it left, now (a landed running key would block the job's next ticks) and
+   * again once a request sent now could no longer land. Nobody ran the tick, so freeing its key
+   * early cannot make it run twice.
    */
   private reapLater(keys: { tick: string; running?: string }, value: string, lease: ClaimLease, holdUntil: number): void {
     const giveUp = () => !lease.alive;
+    const reap = async () => {
+      for (const key of [keys.tick, keys.running]) {
+        if (!key) continue;
+        const found = await this.retrying(() => this.read(key), `reading ${key}`, giveUp);
+        if (found?.value === value) await this.retrying(() => this.deleteIfCreatedAt(key, found.createRevision), `deleting ${key}`, giveUp);
+      }
+    };
+    const lastLanding = Math.max(holdUntil, Date.now() + this.landingMs);
     this.hold(
       (async () => {
-        await sleep(holdUntil - Date.now());
-        for (const key of [keys.tick, keys.running]) {
-          if (!key) continue;
-          const found = await this.retrying(() => this.read(key), `reading ${key}`, giveUp);
-          if (found?.value === value) await this.retrying(() => this.deleteIfCreatedAt(key, found.createRevision), `deleting ${key}`, giveUp);
-        }
+        await reap();
+        await sleep(lastLanding - Date.now());
+        await reap();
       })(),
     );
   }

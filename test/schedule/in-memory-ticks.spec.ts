@@ -65,8 +65,9 @@ describe('@OncePerTick over the in-memory client', () => {
     }
     const tokens = runs.map(r => r.token);
     expect(new Set(tokens).size).toBe(tokens.length);
-    expect(events.filter(e => e.type === 'skipped').every(e => e.type === 'skipped' && e.reason === 'claimed-elsewhere')).toBe(true);
-    expect(events.some(e => e.type === 'skipped')).toBe(true);
+    // A cron firing delayed past the window by a loaded machine is skipped as 'late' (at most once first); nothing else.
+    expect(events.filter(e => e.type === 'skipped' && e.reason !== 'claimed-elsewhere' && e.reason !== 'late')).toEqual([]);
+    expect(events.some(e => e.type === 'skipped' && e.reason === 'claimed-elsewhere')).toBe(true);
     expect(ledger.keyNames()).toEqual([]);
   });
 

@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { checkTicks, errorOutput, noisyOutput, runsOf, startFleet, type TickInstance } from './tick-fleet.js';
+import { abnormalSkips, checkTicks, errorOutput, noisyOutput, runsOf, startFleet, unexplainedMisses, type TickInstance } from './tick-fleet.js';
 
 /**
  * Three instances of one application (test/workers/tick-app.ts) in separate processes, their
@@ -54,12 +54,20 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     const { from, to } = await runFor(8);
     const runs = runsOf(fleet);
     const check = checkTicks(runs, JOBS, from, to);
-    console.log(`@OncePerTick, clocks ${SKEWS.join(' / ')} s: ${runs.length} runs, ${check.duplicates.length} twice, ${check.missed.length} missed; runs per instance ${fleet.map(i => `${i.name} ${runs.filter(r => r.instance === i.name).length}`).join(', ')}`);
-    expect(check).toEqual({ duplicates: [], missed: [] });
-    expect(noisyOutput(fleet)).toEqual([]);
-    const skips = fleet.flatMap(i => i.lines.filter(l => l.type === 'event' && l.event.type === 'skipped').map(l => l.event.reason));
-    expect(skips.length).toBeGreaterThanOrEqual(runs.length);
-    expect(new Set(skips)).toEqual(new Set(['claimed-elsewhere']));
+    const abnormal = abnormalSkips(fleet);
+    console.log(
+      `@OncePerTick, clocks ${SKEWS.join(' / ')} s: ${runs.length} runs, ${check.duplicates.length} twice, ${check.missed.length} missed; ` +
+        `runs per instance ${fleet.map(i => `${i.name} ${runs.filter(r => r.instance === i.name).length}`).join(', ')}; skips other than claimed-elsewhere: ${abnormal.join('; ') || 'none'}`,
+    );
+    expect(check.duplicates).toEqual([]);
+    expect(unexplainedMisses(check.missed, fleet)).toEqual([]);
+    // Skipping because another instance ran the tick logs nothing above debug; only a late or failed claim warns.
+    expect(noisyOutput(fleet).filter(line => !/ warn: tick .* skipped: (late|unavailable)/.test(line))).toEqual([]);
+    // Each quiet skip is an event, naming a tick that another instance claimed: one that ran, or whose claimer reported it late.
+    const skippedTicks = fleet.flatMap(i => i.lines.filter(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'claimed-elsewhere'));
+    expect(skippedTicks.length).toBeGreaterThan(runs.length / 2);
+    const claimed = new Set([...runs.map(r => `${r.job}@${new Date(r.scheduledAt).toISOString()}`), ...abnormal.map(line => line.split(' ')[1])]);
+    expect(skippedTicks.map(l => `${l.event.job}@${l.event.scheduledAt}`).filter(tick => !claimed.has(tick))).toEqual([]);
     const tokens = runs.map(r => r.token);
     expect(new Set(tokens).size).toBe(tokens.length);
   });
@@ -86,14 +94,16 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     expect(check.duplicates).toEqual([]);
     expect(check.missed.length).toBeGreaterThan(0);
     expect(fleet.some(i => i.lines.some(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'still-running'))).toBe(true);
-    expect(noisyOutput(fleet)).toEqual([]);
+    expect(noisyOutput(fleet).filter(line => !/ warn: tick .* skipped: (late|unavailable)/.test(line))).toEqual([]);
   });
 
   it("overlap 'allow': each tick of a 1.5 s job still runs once, overlapping the previous run", async () => {
     fleet = await startFleet({ endpoints: etcd.endpoints, mode: 'allow', skews: SKEWS });
     const { from, to } = await runFor(6);
     const runs = runsOf(fleet).sort((a, b) => Number(a.start - b.start));
-    expect(checkTicks(runs, ['slow'], from, to)).toEqual({ duplicates: [], missed: [] });
+    const check = checkTicks(runs, ['slow'], from, to);
+    expect(check.duplicates).toEqual([]);
+    expect(unexplainedMisses(check.missed, fleet)).toEqual([]);
     expect(runs.some((run, i) => i > 0 && run.start < runs[i - 1].end!)).toBe(true);
   });
 

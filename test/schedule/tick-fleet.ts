@@ -151,3 +151,28 @@ export function noisyOutput(instances: TickInstance[]): string[] {
 export function errorOutput(instances: TickInstance[]): string[] {
   return noisyOutput(instances).filter(line => / error: | stderr: /.test(line));
 }
+
+/**
+ * The missed ticks that no instance explains. A claim answered more than S after its tick must not
+ * run (at most once comes first), so on a starved machine a tick can be skipped everywhere, but
+ * never silently: some instance reports it `late` or `unavailable`, with a warning.
+ */
+export function unexplainedMisses(missed: string[], instances: TickInstance[]): string[] {
+  const explained = new Set(
+    instances.flatMap(instance =>
+      instance.lines
+        .filter(l => l.type === 'event' && l.event.type === 'skipped' && (l.event.reason === 'late' || l.event.reason === 'unavailable'))
+        .map(l => `${l.event.job}@${l.event.scheduledAt}`),
+    ),
+  );
+  return missed.filter(tick => !explained.has(tick));
+}
+
+/** Skip reasons other than "another instance ran it", with the warnings they logged (only these may log). */
+export function abnormalSkips(instances: TickInstance[]): string[] {
+  return instances.flatMap(instance =>
+    instance.lines
+      .filter(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason !== 'claimed-elsewhere')
+      .map(l => `${instance.name}: ${l.event.job}@${l.event.scheduledAt} ${l.event.reason}`),
+  );
+}
