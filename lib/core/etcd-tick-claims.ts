@@ -44,7 +44,12 @@ export class EtcdTickClaims extends TickClaims {
     return pending;
   }
 
-  protected async putIfAbsent(keys: { tick: string; running?: string }, value: string, lease: ClaimLease, timeoutMs: number): Promise<PutAnswer> {
+  protected async putIfAbsent(
+    keys: { tick: string; running?: string },
+    value: string,
+    lease: ClaimLease,
+    timeoutMs: number,
+  ): Promise<PutAnswer> {
     const names = [keys.tick, ...(keys.running ? [keys.running] : [])].map(key => Buffer.from(key));
     const put = (key: Buffer): IRequestOp => ({ request_put: { key, value: Buffer.from(value), lease: lease.leaseId } });
     try {
@@ -72,7 +77,10 @@ export class EtcdTickClaims extends TickClaims {
   protected async deleteIfCreatedAt(key: string, createRevision: bigint): Promise<void> {
     const name = Buffer.from(key);
     await this.etcd.kv.txn(
-      { compare: [{ key: name, target: 'Create', result: 'Equal', create_revision: createRevision.toString() }], success: [{ request_delete_range: { key: name } }] },
+      {
+        compare: [{ key: name, target: 'Create', result: 'Equal', create_revision: createRevision.toString() }],
+        success: [{ request_delete_range: { key: name } }],
+      },
       this.deadline(),
     );
   }

@@ -84,7 +84,12 @@ export abstract class TickClaims {
   protected abstract lease(): Promise<ClaimLease>;
 
   /** In one transaction: put both keys (the running key only if given) if neither exists; else read them. */
-  protected abstract putIfAbsent(keys: { tick: string; running?: string }, value: string, lease: ClaimLease, timeoutMs: number): Promise<PutAnswer>;
+  protected abstract putIfAbsent(
+    keys: { tick: string; running?: string },
+    value: string,
+    lease: ClaimLease,
+    timeoutMs: number,
+  ): Promise<PutAnswer>;
 
   /** Reads a key (to find a put whose outcome was unknown). */
   protected abstract read(key: string): Promise<ClaimedKey | undefined>;
@@ -118,7 +123,10 @@ export abstract class TickClaims {
   }
 
   private async attempt(request: TickClaimRequest): Promise<TickClaimResult> {
-    const keys = { tick: this.tickKey(request.job, request.scheduledAt), running: request.overlap === 'forbid' ? this.runningKey(request.job) : undefined };
+    const keys = {
+      tick: this.tickKey(request.job, request.scheduledAt),
+      running: request.overlap === 'forbid' ? this.runningKey(request.job) : undefined,
+    };
     const answerBy = request.scheduledAt.getTime() + request.windowMs;
     const holdUntil = request.scheduledAt.getTime() + 2 * request.windowMs;
     const started = performance.now();
@@ -151,7 +159,13 @@ export abstract class TickClaims {
           void lock.release();
           return { won: false, reason: 'late' };
         }
-        this.events.emit({ type: 'acquired', resource: lock.resource, key: lock.key, fencingToken: own, waitedMs: performance.now() - started });
+        this.events.emit({
+          type: 'acquired',
+          resource: lock.resource,
+          key: lock.key,
+          fencingToken: own,
+          waitedMs: performance.now() - started,
+        });
         return { won: true, lock };
       } catch (err) {
         lastError = err;
@@ -176,7 +190,13 @@ export abstract class TickClaims {
   }
 
   /** The claim's lock; until it is released (the job ended), `close()` waits for it, so a shutdown does not cut a running tick's lease. */
-  private heldLock(request: TickClaimRequest, keys: { tick: string; running?: string }, token: bigint, lease: ClaimLease, holdUntil: number): LockHandle {
+  private heldLock(
+    request: TickClaimRequest,
+    keys: { tick: string; running?: string },
+    token: bigint,
+    lease: ClaimLease,
+    holdUntil: number,
+  ): LockHandle {
     const resource = `${request.job}@${request.scheduledAt.toISOString()}`;
     let released!: () => void;
     this.hold(new Promise<void>(resolve => (released = resolve)));
@@ -233,7 +253,11 @@ export abstract class TickClaims {
 
   /** Deletes a key of ours, retrying while it may still exist (a leaked running key would stop the job for good). */
   private async deleteWhileLeased(key: string, createRevision: bigint, lease: ClaimLease): Promise<void> {
-    await this.retrying(() => this.deleteIfCreatedAt(key, createRevision), `deleting ${key}`, () => !lease.alive);
+    await this.retrying(
+      () => this.deleteIfCreatedAt(key, createRevision),
+      `deleting ${key}`,
+      () => !lease.alive,
+    );
   }
 
   /** Retries until done, the lease is gone (and the key with it), or the claims close. */

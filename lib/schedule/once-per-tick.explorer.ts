@@ -48,7 +48,11 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
       const { instance } = wrapper;
       const isStatic = wrapper.isDependencyTreeStatic();
       // A request-scoped provider has no instance here: read its class, to refuse it by name.
-      const prototype = isStatic ? (instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : undefined) : (wrapper.metatype as Function | undefined)?.prototype;
+      const prototype = isStatic
+        ? instance && typeof instance === 'object'
+          ? Object.getPrototypeOf(instance)
+          : undefined
+        : (wrapper.metatype as Function | undefined)?.prototype;
       if (!prototype) continue;
       for (const key of this.scanner.getAllMethodNames(prototype)) {
         const method = prototype[key] as Function;
@@ -59,10 +63,19 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
         const name = definition.name ?? label;
         assertJobName(name, label);
         const other = names.get(name);
-        if (other) throw new InvalidScheduleError(label, `the job name "${name}" is already used by ${other}; give one of them @OncePerTick({ name })`);
+        if (other)
+          throw new InvalidScheduleError(
+            label,
+            `the job name "${name}" is already used by ${other}; give one of them @OncePerTick({ name })`,
+          );
         names.set(name, label);
         const claims = this.tickClaims();
-        const runner = new TickRunner({ name, schedule: scheduleOf(method, label), overlap: definition.overlap }, claims, event => this.ticks.emit(event), claims.logger);
+        const runner = new TickRunner(
+          { name, schedule: scheduleOf(method, label), overlap: definition.overlap },
+          claims,
+          event => this.ticks.emit(event),
+          claims.logger,
+        );
         this.ticks.track(runner.status);
         tickRuntime.bind(instance, key, runner);
       }
@@ -85,9 +98,9 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
     const client = this.lockClient();
     const prefix = this.options.prefix ?? 'ticks/';
     this.claims =
-      (client instanceof EtcdLockClient
+      client instanceof EtcdLockClient
         ? new EtcdTickClaims(client, prefix)
-        : new InMemoryTickClaims(undefined, { prefix, events: client.events, logger: client.options.logger }));
+        : new InMemoryTickClaims(undefined, { prefix, events: client.events, logger: client.options.logger });
     return this.claims;
   }
 
@@ -114,7 +127,8 @@ function scheduleOf(method: Function, label: string): TickSchedule {
     );
   }
   const cron = Reflect.getMetadata(SCHEDULE_CRON_OPTIONS, method) as CronMetadata | undefined;
-  if (type !== SchedulerType.CRON || !cron) throw new InvalidScheduleError(label, 'the method has no @Cron schedule to take its ticks from');
+  if (type !== SchedulerType.CRON || !cron)
+    throw new InvalidScheduleError(label, 'the method has no @Cron schedule to take its ticks from');
   try {
     return new TickSchedule(cron.cronTime, cron.timeZone, cron.utcOffset);
   } catch (err) {

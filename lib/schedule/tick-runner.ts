@@ -32,7 +32,12 @@ export class TickRunner {
     const started = performance.now();
     const scheduledAt = this.job.schedule.tickAt(Date.now());
     if (!scheduledAt) return this.skip(undefined, 'off-schedule');
-    const claim = await this.claims.claim({ job: this.job.name, scheduledAt, windowMs: this.job.schedule.windowMs, overlap: this.job.overlap });
+    const claim = await this.claims.claim({
+      job: this.job.name,
+      scheduledAt,
+      windowMs: this.job.schedule.windowMs,
+      overlap: this.job.overlap,
+    });
     if (!claim.won) return this.skip(scheduledAt, claim.reason, claim.error);
     const { lock } = claim;
     const fencingToken = lock.fencingToken;
@@ -51,8 +56,16 @@ export class TickRunner {
     } finally {
       const durationMs = performance.now() - runStarted;
       this.status.running--;
-      if (this.status.lastRun.fencingToken === fencingToken) Object.assign(this.status.lastRun, { durationMs, failed: error !== undefined });
-      this.emit({ type: 'tick-ended', job: this.job.name, scheduledAt, fencingToken, durationMs, ...(error === undefined ? {} : { error }) });
+      if (this.status.lastRun.fencingToken === fencingToken)
+        Object.assign(this.status.lastRun, { durationMs, failed: error !== undefined });
+      this.emit({
+        type: 'tick-ended',
+        job: this.job.name,
+        scheduledAt,
+        fencingToken,
+        durationMs,
+        ...(error === undefined ? {} : { error }),
+      });
     }
   }
 
@@ -62,7 +75,8 @@ export class TickRunner {
     this.emit({ type: 'skipped', job: this.job.name, scheduledAt, reason, ...(error === undefined ? {} : { error }) });
     const message = `tick ${scheduledAt?.toISOString() ?? '(none)'} of "${this.job.name}" skipped: ${reason}`;
     // Others running the tick is the normal outcome; a tick that may have run nowhere is worth a warning.
-    if (reason === 'unavailable' || reason === 'late') this.logger.warn(`${message}${error ? ` (${(error as Error).message ?? String(error)})` : ''}`);
+    if (reason === 'unavailable' || reason === 'late')
+      this.logger.warn(`${message}${error ? ` (${(error as Error).message ?? String(error)})` : ''}`);
     else this.logger.debug?.(message);
     return undefined;
   }

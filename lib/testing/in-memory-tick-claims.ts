@@ -67,7 +67,11 @@ export class InMemoryTickClaims extends TickClaims {
   protected async putIfAbsent(keys: { tick: string; running?: string }, value: string, lease: ClaimLease): Promise<PutAnswer> {
     const names = [keys.tick, ...(keys.running ? [keys.running] : [])];
     if (names.some(name => this.ledger.keys.has(name))) {
-      return { created: false, tick: this.ledger.keys.get(keys.tick), running: keys.running ? this.ledger.keys.get(keys.running) : undefined };
+      return {
+        created: false,
+        tick: this.ledger.keys.get(keys.tick),
+        running: keys.running ? this.ledger.keys.get(keys.running) : undefined,
+      };
     }
     const revision = ++this.ledger.revision;
     for (const name of names) this.ledger.keys.set(name, { value, createRevision: revision, lease });

@@ -14,7 +14,9 @@ export class TicksController {
 
   @Get()
   list() {
-    const jobs = this.ticks.jobs().map(job => ({ ...job, lastRun: job.lastRun && { ...job.lastRun, fencingToken: job.lastRun.fencingToken.toString() } }));
+    const jobs = this.ticks
+      .jobs()
+      .map(job => ({ ...job, lastRun: job.lastRun && { ...job.lastRun, fencingToken: job.lastRun.fencingToken.toString() } }));
     return { instance: this.config.instance, runs: this.heartbeat.runs, jobs };
   }
 }

@@ -34,7 +34,10 @@ class Jobs {
 }
 
 async function startApp(providers: Type[], claims?: InMemoryTickClaims): Promise<INestApplication> {
-  @Module({ imports: [ScheduleModule.forRoot(), EtcdLockTestingModule.forRoot({ isGlobal: true }), EtcdLockScheduleModule.forRoot({ claims })], providers })
+  @Module({
+    imports: [ScheduleModule.forRoot(), EtcdLockTestingModule.forRoot({ isGlobal: true }), EtcdLockScheduleModule.forRoot({ claims })],
+    providers,
+  })
   class AppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
   const app = moduleRef.createNestApplication({ logger: process.env.DEBUG_TICKS ? undefined : false });
@@ -55,7 +58,9 @@ describe('@OncePerTick over the in-memory client', () => {
     const events: TickEvent[] = [];
     for (const app of apps) app.get(TickService).events$.subscribe(event => events.push(event));
     try {
-      await waitFor(() => runs.filter(r => r.job === 'cron-below').length >= 3 && runs.filter(r => r.job === 'cron-above').length >= 3, { timeoutMs: 6000 });
+      await waitFor(() => runs.filter(r => r.job === 'cron-below').length >= 3 && runs.filter(r => r.job === 'cron-above').length >= 3, {
+        timeoutMs: 6000,
+      });
     } finally {
       await Promise.all(apps.map(app => app.close()));
     }
@@ -105,7 +110,9 @@ describe('@OncePerTick over the in-memory client', () => {
       job(): void {}
     }
     await expect(startApp([PerRequest])).rejects.toThrow(/PerRequest\.job: its provider is request-scoped/);
-    await expect(startApp([NoSchedule])).rejects.toThrow(new InvalidScheduleError('NoSchedule.job', 'the method has no @Cron schedule to take its ticks from'));
+    await expect(startApp([NoSchedule])).rejects.toThrow(
+      new InvalidScheduleError('NoSchedule.job', 'the method has no @Cron schedule to take its ticks from'),
+    );
     await expect(startApp([OnInterval])).rejects.toThrow(/OnInterval\.job: @Interval fires relative to each instance's start/);
     await expect(startApp([OnTimeout])).rejects.toThrow(/OnTimeout\.job: @Timeout/);
     await expect(startApp([Twice])).rejects.toThrow(/the job name "same" is already used by Twice\.a/);

@@ -1,7 +1,16 @@
 import { jest } from '@jest/globals';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { abnormalSkips, checkTicks, errorOutput, noisyOutput, runsOf, startFleet, unexplainedMisses, type TickInstance } from './tick-fleet.js';
+import {
+  abnormalSkips,
+  checkTicks,
+  errorOutput,
+  noisyOutput,
+  runsOf,
+  startFleet,
+  unexplainedMisses,
+  type TickInstance,
+} from './tick-fleet.js';
 
 /**
  * Three instances of one application (test/workers/tick-app.ts) in separate processes, their
@@ -64,9 +73,14 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     // Skipping because another instance ran the tick logs nothing above debug; only a late or failed claim warns.
     expect(noisyOutput(fleet).filter(line => !/ warn: tick .* skipped: (late|unavailable)/.test(line))).toEqual([]);
     // Each quiet skip is an event, naming a tick that another instance claimed: one that ran, or whose claimer reported it late.
-    const skippedTicks = fleet.flatMap(i => i.lines.filter(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'claimed-elsewhere'));
+    const skippedTicks = fleet.flatMap(i =>
+      i.lines.filter(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'claimed-elsewhere'),
+    );
     expect(skippedTicks.length).toBeGreaterThan(runs.length / 2);
-    const claimed = new Set([...runs.map(r => `${r.job}@${new Date(r.scheduledAt).toISOString()}`), ...abnormal.map(line => line.split(' ')[1])]);
+    const claimed = new Set([
+      ...runs.map(r => `${r.job}@${new Date(r.scheduledAt).toISOString()}`),
+      ...abnormal.map(line => line.split(' ')[1]),
+    ]);
     expect(skippedTicks.map(l => `${l.event.job}@${l.event.scheduledAt}`).filter(tick => !claimed.has(tick))).toEqual([]);
     const tokens = runs.map(r => r.token);
     expect(new Set(tokens).size).toBe(tokens.length);
@@ -78,7 +92,9 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     const runs = runsOf(fleet);
     const check = checkTicks(runs, JOBS, from, to);
     const errors = errorOutput(fleet);
-    console.log(`control (@Locked tryOnly), clocks ${SKEWS.join(' / ')} s: ${runs.length} runs, ${check.duplicates.length} ticks ran more than once; ${errors.length} error lines, e.g. ${errors[0]}`);
+    console.log(
+      `control (@Locked tryOnly), clocks ${SKEWS.join(' / ')} s: ${runs.length} runs, ${check.duplicates.length} ticks ran more than once; ${errors.length} error lines, e.g. ${errors[0]}`,
+    );
     expect(check.duplicates.length).toBeGreaterThan(0);
     expect(errors.some(line => /LockBusyError/.test(line))).toBe(true);
   });
@@ -90,10 +106,14 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     expect(runs.length).toBeGreaterThanOrEqual(2);
     for (let i = 1; i < runs.length; i++) expect(runs[i].start).toBeGreaterThan(runs[i - 1].end!);
     const check = checkTicks(runs, ['slow'], from, to);
-    console.log(`overlap forbid: ${runs.length} runs; ticks skipped while running: ${check.missed.length} (the missed-tick checker fails here, as it must)`);
+    console.log(
+      `overlap forbid: ${runs.length} runs; ticks skipped while running: ${check.missed.length} (the missed-tick checker fails here, as it must)`,
+    );
     expect(check.duplicates).toEqual([]);
     expect(check.missed.length).toBeGreaterThan(0);
-    expect(fleet.some(i => i.lines.some(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'still-running'))).toBe(true);
+    expect(fleet.some(i => i.lines.some(l => l.type === 'event' && l.event.type === 'skipped' && l.event.reason === 'still-running'))).toBe(
+      true,
+    );
     expect(noisyOutput(fleet).filter(line => !/ warn: tick .* skipped: (late|unavailable)/.test(line))).toEqual([]);
   });
 
@@ -118,7 +138,9 @@ describe('@OncePerTick across three processes with skewed clocks, on etcd', () =
     // Its running key goes with its lease (TTL 3 s); then the next tick runs elsewhere.
     await waitFor(() => runsOf(survivors).length > 0, { timeoutMs: 8000, message: 'a tick run on a survivor' });
     const next = runsOf(survivors)[0];
-    console.log(`runner ${killed.instance} killed during tick ${new Date(killed.scheduledAt).toISOString()}; next run ${new Date(next.scheduledAt).toISOString()} on ${next.instance}, ${next.scheduledAt - killedAt} ms after the kill`);
+    console.log(
+      `runner ${killed.instance} killed during tick ${new Date(killed.scheduledAt).toISOString()}; next run ${new Date(next.scheduledAt).toISOString()} on ${next.instance}, ${next.scheduledAt - killedAt} ms after the kill`,
+    );
     expect(next.scheduledAt).toBeGreaterThan(killed.scheduledAt);
     await new Promise(resolve => setTimeout(resolve, 1500));
     expect(runsOf(survivors).filter(r => r.scheduledAt === killed.scheduledAt)).toEqual([]);

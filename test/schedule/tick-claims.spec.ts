@@ -55,7 +55,10 @@ describe('tick claims (in memory: the same rules as on etcd)', () => {
     expect(ledger.keyNames().sort()).toEqual([`ticks/job/${scheduledAt.toISOString()}`, 'ticks/job/running']);
     await result.lock.release();
     expect(ledger.keyNames()).toEqual([`ticks/job/${scheduledAt.toISOString()}`]);
-    expect(await new InMemoryTickClaims(ledger).claim(request({ scheduledAt, windowMs: 300 }))).toEqual({ won: false, reason: 'claimed-elsewhere' });
+    expect(await new InMemoryTickClaims(ledger).claim(request({ scheduledAt, windowMs: 300 }))).toEqual({
+      won: false,
+      reason: 'claimed-elsewhere',
+    });
     await waitFor(() => ledger.keyNames().length === 0, { timeoutMs: 2000 });
     expect(Date.now()).toBeGreaterThanOrEqual(scheduledAt.getTime() + 600);
   });

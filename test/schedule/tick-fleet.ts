@@ -103,8 +103,17 @@ export function runsOf(instances: TickInstance[]): TickRun[] {
     instance.lines
       .filter(l => l.type === 'start')
       .map(l => {
-        const done = instance.lines.find(d => d.type === 'run' && d.job === l.job && d.scheduledAt === l.scheduledAt && d.start === l.start);
-        return { instance: instance.name, job: l.job, scheduledAt: l.scheduledAt, token: l.token, start: BigInt(l.start), end: done ? BigInt(done.end) : undefined };
+        const done = instance.lines.find(
+          d => d.type === 'run' && d.job === l.job && d.scheduledAt === l.scheduledAt && d.start === l.start,
+        );
+        return {
+          instance: instance.name,
+          job: l.job,
+          scheduledAt: l.scheduledAt,
+          token: l.token,
+          start: BigInt(l.start),
+          end: done ? BigInt(done.end) : undefined,
+        };
       }),
   );
 }
@@ -123,7 +132,8 @@ export function checkTicks(runs: TickRun[], jobs: string[], fromMs: number, toMs
   for (const job of jobs) {
     const byTick = new Map<number, string[]>();
     for (const run of runs.filter(r => r.job === job)) byTick.set(run.scheduledAt, [...(byTick.get(run.scheduledAt) ?? []), run.instance]);
-    for (const [tick, instances] of byTick) if (instances.length > 1) duplicates.push(`${job}@${new Date(tick).toISOString()}: ${instances.join(', ')}`);
+    for (const [tick, instances] of byTick)
+      if (instances.length > 1) duplicates.push(`${job}@${new Date(tick).toISOString()}: ${instances.join(', ')}`);
     for (let tick = Math.ceil(fromMs / 1000) * 1000; tick <= toMs; tick += 1000) {
       if (!byTick.has(tick)) missed.push(`${job}@${new Date(tick).toISOString()}`);
     }

@@ -34,7 +34,9 @@ async function job(name: string, durationMs: number, locks: LockService): Promis
   const start = process.hrtime.bigint();
   const lock = locks.current();
   if (!(lock instanceof LockHandle)) throw new Error(`${name} ran without a lock`);
-  const tick = lock.resource.includes('@') ? Date.parse(lock.resource.slice(lock.resource.indexOf('@') + 1)) : Math.round(Date.now() / 1000) * 1000;
+  const tick = lock.resource.includes('@')
+    ? Date.parse(lock.resource.slice(lock.resource.indexOf('@') + 1))
+    : Math.round(Date.now() / 1000) * 1000;
   emit({ type: 'start', job: name, scheduledAt: tick, token: lock.fencingToken, start });
   if (durationMs > 0) await new Promise(resolve => setTimeout(resolve, durationMs));
   emit({ type: 'run', job: name, scheduledAt: tick, token: lock.fencingToken, start, end: process.hrtime.bigint() });
@@ -115,7 +117,8 @@ const JOBS = { once: OnceJobs, control: ControlJobs, forbid: ForbidJob, allow: A
 /** Every line the application logs, as JSON, so the test can check that skipping logs nothing above debug. */
 class JsonLogger implements LoggerService {
   log = (message: unknown) => emit({ type: 'log', level: 'log', message: String(message) });
-  error = (message: unknown, ...rest: unknown[]) => emit({ type: 'log', level: 'error', message: `${describe(message)} ${rest.map(describe).join(' ')}` });
+  error = (message: unknown, ...rest: unknown[]) =>
+    emit({ type: 'log', level: 'error', message: `${describe(message)} ${rest.map(describe).join(' ')}` });
   warn = (message: unknown) => emit({ type: 'log', level: 'warn', message: String(message) });
   debug = (message: unknown) => emit({ type: 'log', level: 'debug', message: String(message) });
   verbose = (message: unknown) => emit({ type: 'log', level: 'verbose', message: String(message) });
@@ -132,7 +135,12 @@ async function main(): Promise<void> {
   @Module({
     imports: [
       ScheduleModule.forRoot(),
-      EtcdLockModule.forRoot({ hosts: process.env.TICK_ETCD, prefix: `${prefix}locks/`, ttl: Number(process.env.TICK_TTL ?? 5), debug: true }),
+      EtcdLockModule.forRoot({
+        hosts: process.env.TICK_ETCD,
+        prefix: `${prefix}locks/`,
+        ttl: Number(process.env.TICK_TTL ?? 5),
+        debug: true,
+      }),
       EtcdLockScheduleModule.forRoot({ prefix: `${prefix}ticks/` }),
     ],
     providers: [jobs],
