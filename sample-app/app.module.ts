@@ -14,8 +14,11 @@ import { SeatsService } from './seats/seats.service.js';
 import { FencedStore } from './state/fenced-store.js';
 import { StoreExceptionFilter } from './state/store-exception.filter.js';
 import { StatusController } from './status/status.controller.js';
+import { heartbeatParts } from './ticks/heartbeat.parts.js';
 
-/** The sample service: seat bookings, account transfers and counters, all state in etcd. */
+const heartbeat = heartbeatParts();
+
+/** The sample service: seat bookings, account transfers, counters and (HEARTBEAT=1) a once-per-tick heartbeat, all state in etcd. */
 @Module({
   imports: [
     AppConfigModule,
@@ -29,13 +32,15 @@ import { StatusController } from './status/status.controller.js';
         waitTimeout: config.lockWaitTimeoutMs,
       }),
     }),
+    ...heartbeat.imports,
   ],
-  controllers: [SeatsController, AccountsController, CountersController, StatusController],
+  controllers: [SeatsController, AccountsController, CountersController, StatusController, ...heartbeat.controllers],
   providers: [
     FencedStore,
     SeatsService,
     AccountsService,
     AuditJob,
+    ...heartbeat.providers,
     CountersService,
     { provide: APP_INTERCEPTOR, useClass: LockWaitClock },
     { provide: APP_FILTER, useClass: StoreExceptionFilter },

@@ -7,3 +7,5 @@ export type { LockInspection, LockQueueEntry } from './lock-inspection.js';
 export { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } from './options.js';
 export type { LockLogger } from './logger.js';
 export { MAX_KEY_BYTES, encodeResource, decodeResource } from './keys.js';
+export { TickClaims, type TickClaimRequest, type TickClaimResult, type TickOverlap, type TickSkipReason } from './tick-claims.js';
+export { EtcdTickClaims } from './etcd-tick-claims.js';

@@ -1,2 +1,3 @@
 export { EtcdLockTestingModule } from './etcd-lock-testing.module.js';
 export { InMemoryLockClient, type InMemoryLockClientOptions } from './in-memory-lock-client.js';
+export { InMemoryTickClaims, InMemoryTickLedger } from './in-memory-tick-claims.js';

@@ -10,6 +10,7 @@ import { getJson } from './http-json.js';
 import { ETCD_BIN, ETCD_INSTALL_COMMAND, etcdInstalled, startLocalEtcd } from './local-etcd.js';
 import { startSampleApp, stopAllSampleApps } from './sample-app-process.js';
 import { runCounterLoad } from './scenarios/counter-load.js';
+import { collectHeartbeatTicks } from './scenarios/heartbeat-ticks.js';
 import { runSeatsLoad } from './scenarios/seats-load.js';
 import { runTransfersLoad } from './scenarios/transfers-load.js';
 import { formatSummary } from './summary.js';
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
           lockPrefix: `demo-${run}/locks/`,
           statePrefix: `demo-${run}/state/`,
           lockTtl: 5,
-          env: { AUDIT_INTERVAL_MS: '500' },
+          env: { AUDIT_INTERVAL_MS: '500', HEARTBEAT: '1', TICK_PREFIX: `demo-${run}/ticks/` },
         }),
       ),
     );
@@ -66,6 +67,19 @@ async function main(): Promise<void> {
 
     step(`without the lock: ${COUNTER_REQUESTS} increments of the unlocked control counter...`);
     const unlocked = await runCounterLoad(urls, { counter: 'hits', requests: COUNTER_REQUESTS, concurrency: CONCURRENCY, unlocked: true });
+
+    const heartbeat = await collectHeartbeatTicks(urls);
+    const perInstance = Object.entries(heartbeat.perInstance).map(([name, runs]) => `${name} ${runs}`).join(', ');
+    step(
+      `@OncePerTick heartbeat (every second, on all ${INSTANCES} instances): ${heartbeat.ticks} ticks, ` +
+        `${heartbeat.ranTwice.length} ran twice, ${heartbeat.missed.length} missed (runs: ${perInstance}; skips: ${JSON.stringify(heartbeat.skipped)})`,
+    );
+    // A miss is possible on a starved machine (the cron package drops a firing more than 250 ms late); twice never.
+    if (heartbeat.missed.length > 0) console.log(`  heartbeat ticks that ran nowhere: ${heartbeat.missed.join(', ')}`);
+    if (heartbeat.ranTwice.length > 0) {
+      console.error(`heartbeat ticks run twice: ${heartbeat.ranTwice.join('; ')}`);
+      process.exitCode = 1;
+    }
 
     const statuses = await Promise.all(urls.map(url => getJson(`${url}/status`)));
     const fencing = { staleWritesRefused: 0, casConflicts: 0 };

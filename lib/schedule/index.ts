@@ -1,0 +1,7 @@
+export { OncePerTick, type OncePerTickOptions } from './once-per-tick.decorator.js';
+export { EtcdLockScheduleModule } from './etcd-lock-schedule.module.js';
+export type { EtcdLockScheduleModuleOptions } from './schedule-module-options.js';
+export { InvalidScheduleError } from './schedule-errors.js';
+export { TickService } from './tick.service.js';
+export type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
+export type { TickOverlap, TickSkipReason } from '../core/tick-claims.js';

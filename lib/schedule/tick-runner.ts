@@ -1,0 +1,83 @@
+import { runWhileHeld } from '../core/handle.js';
+import type { LockLogger } from '../core/logger.js';
+import type { TickClaims, TickOverlap } from '../core/tick-claims.js';
+import { lockScope } from '../nest/lock-context.js';
+import type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
+import type { TickSchedule } from './tick-schedule.js';
+
+/** Everything one `@OncePerTick` method needs at call time. */
+export interface TickJob {
+  name: string;
+  schedule: TickSchedule;
+  overlap: TickOverlap;
+}
+
+/**
+ * Runs one job's ticks: maps the call to its scheduled time, claims the tick, and runs the
+ * method under the claim's lock, or skips quietly.
+ */
+export class TickRunner {
+  readonly status: TickJobStatus;
+
+  constructor(
+    readonly job: TickJob,
+    private readonly claims: TickClaims,
+    private readonly emit: (event: TickEvent) => void,
+    private readonly logger: LockLogger,
+  ) {
+    this.status = { job: job.name, windowMs: job.schedule.windowMs, running: 0, ran: 0, skipped: {} };
+  }
+
+  async run(fn: () => unknown): Promise<unknown> {
+    const started = performance.now();
+    const scheduledAt = this.job.schedule.tickAt(Date.now());
+    if (!scheduledAt) return this.skip(undefined, 'off-schedule');
+    const claim = await this.claims.claim({
+      job: this.job.name,
+      scheduledAt,
+      windowMs: this.job.schedule.windowMs,
+      overlap: this.job.overlap,
+    });
+    if (!claim.won) return this.skip(scheduledAt, claim.reason, claim.error);
+    const { lock } = claim;
+    const fencingToken = lock.fencingToken;
+    this.emit({ type: 'tick', job: this.job.name, scheduledAt, fencingToken, claimMs: performance.now() - started });
+    this.status.running++;
+    this.status.ran++;
+    this.status.lastRun = { scheduledAt, fencingToken };
+    const runStarted = performance.now();
+    let error: unknown;
+    try {
+      const scope = { locks: new Map([[lock.resource, lock]]), current: lock };
+      return await runWhileHeld(lock, [lock], () => lockScope.run(scope, fn));
+    } catch (err) {
+      error = err;
+      throw err;
+    } finally {
+      const durationMs = performance.now() - runStarted;
+      this.status.running--;
+      if (this.status.lastRun.fencingToken === fencingToken)
+        Object.assign(this.status.lastRun, { durationMs, failed: error !== undefined });
+      this.emit({
+        type: 'tick-ended',
+        job: this.job.name,
+        scheduledAt,
+        fencingToken,
+        durationMs,
+        ...(error === undefined ? {} : { error }),
+      });
+    }
+  }
+
+  private skip(scheduledAt: Date | undefined, reason: TickSkip, error?: unknown): undefined {
+    this.status.lastSkip = { scheduledAt, reason };
+    this.status.skipped[reason] = (this.status.skipped[reason] ?? 0) + 1;
+    this.emit({ type: 'skipped', job: this.job.name, scheduledAt, reason, ...(error === undefined ? {} : { error }) });
+    const message = `tick ${scheduledAt?.toISOString() ?? '(none)'} of "${this.job.name}" skipped: ${reason}`;
+    // Others running the tick is the normal outcome; a tick that may have run nowhere is worth a warning.
+    if (reason === 'unavailable' || reason === 'late')
+      this.logger.warn(`${message}${error ? ` (${(error as Error).message ?? String(error)})` : ''}`);
+    else this.logger.debug?.(message);
+    return undefined;
+  }
+}
