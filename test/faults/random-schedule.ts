@@ -81,10 +81,15 @@ export type ScheduleOp =
   | { op: 'block'; resource: string; waitTimeoutMs: number; blockMs: number }
   /** acquire and keep the lock across the next operations, until the matching `release` */
   | { op: 'hold'; resource: string; waitTimeoutMs: number }
-  | { op: 'release'; resource: string };
+  | { op: 'release'; resource: string }
+  /**
+   * Never drawn: for the liveness checker's negative test. Puts a key in the resource's queue on
+   * the worker's lease that no handle owns, as a put landing after its acquisition gave up does.
+   */
+  | { op: 'orphan'; resource: string };
 
 export type OpName = ScheduleOp['op'];
-type DrawnOp = Exclude<OpName, 'release'>;
+type DrawnOp = Exclude<OpName, 'release' | 'orphan'>;
 
 export const DEFAULT_OP_WEIGHTS: Readonly<Record<DrawnOp, number>> = {
   acquire: 4,

@@ -13,12 +13,13 @@
  * Messages (besides fault-worker's own):
  *   {"type":"op",n,op,outcome,error?,message?,ms,t,resolvedAfterLoss?,lockSetSignalStale?}
  *       outcome: held | busy | timeout | aborted | lost | unavailable | nothing-held (a release
- *       whose hold failed) | unexpected (any other error: a defect)
+ *       whose hold failed) | planted (an orphan) | unexpected (any other error: a defect)
  *   {"type":"section",op,resource,token,key,enter,exit,seenRevision,writes:[{accepted,heldAfter}]}
  *   {"type":"grant-unheld",op,resource,token,key,t}    a grant already lost at its first check
  *   {"type":"schedule-done",ran,skipped,ms}
  */
 import { EtcdLockClient, LockHandle, LockSet } from '../../lib/core/index.js';
+import { resourcePrefix } from '../../lib/core/keys.js';
 import type { LockService } from '../../lib/nest/lock.service.js';
 import type { ScheduleOp } from '../faults/random-schedule.js';
 
@@ -52,6 +53,15 @@ function spin(ms: number): void {
 
 const handlesOf = (lock: LockHandle | LockSet) => (lock instanceof LockSet ? [...lock.handles] : [lock]);
 
+/**
+ * Open sections are checked every CHECK_EVERY_MS as well, as code holding a lock across other
+ * work would heed its signal: a section held across a wait (a `hold`, the outer lock of `nested`)
+ * then vouches up to its loss, not only up to its last write.
+ */
+const openSections = new Set<Section>();
+const CHECK_EVERY_MS = 100;
+setInterval(() => openSections.forEach(s => s.check()), CHECK_EVERY_MS).unref();
+
 /** A critical section as its holder vouches for it: see the file comment. */
 class Section {
   private lastHeld: string;
@@ -77,6 +87,7 @@ class Section {
   }
 
   async open(): Promise<boolean> {
+    openSections.add(this);
     if (!this.check()) {
       for (const h of this.handles) {
         this.ctx.emit({ type: 'grant-unheld', op: this.op, resource: h.resource, token: h.fencingToken.toString(), key: h.key, t: this.enter });
@@ -101,6 +112,7 @@ class Section {
   async close(): Promise<void> {
     if (this.held) await this.write('exit');
     this.check();
+    openSections.delete(this);
     this.handles.forEach((h, i) =>
       this.ctx.emit({
         type: 'section',
@@ -230,6 +242,12 @@ async function runOp(ctx: ScheduleContext, op: ScheduleOp): Promise<Outcome> {
       holding.set(op.resource, s);
       if (!(await s.open())) return { outcome: 'lost' };
       return { outcome: 'held' };
+    }
+    case 'orphan': {
+      const leaseHex = client.status().leaseId!;
+      const key = `${resourcePrefix(client.options.prefix, op.resource)}${leaseHex}_orphan`;
+      await client.etcd.put(key).value('').lease(BigInt(`0x${leaseHex}`).toString());
+      return { outcome: 'planted' };
     }
     case 'release': {
       const s = holding.get(op.resource);
