@@ -305,7 +305,9 @@ describe('fault suite: seeded random schedule (3 processes, 3 members)', () => {
   });
 
   it('the liveness check catches waiters blocked by a key that no holder owns (an orphan planted on a live lease)', async () => {
-    const waits = Array.from({ length: 5 }, () => ({ op: 'acquire' as const, resource: 'r0', waitTimeoutMs: 1500, holdMs: 0 }));
+    // Seven waits of 1.5 s per worker: even if each worker's first wait won the lock before the
+    // orphan was planted, the other six span 9 s, past the 5 s allowance.
+    const waits = Array.from({ length: 7 }, () => ({ op: 'acquire' as const, resource: 'r0', waitTimeoutMs: 1500, holdMs: 0 }));
     const schedule: Schedule = { seed: 0, ops: [[{ op: 'orphan', resource: 'r0' }], waits, waits], faults: [] };
     const prefix = 'sched-orphan/';
     const blocked = await run(schedule, prefix, { faults: [] });
