@@ -51,6 +51,8 @@ export interface WorkerOptions {
   ttl?: number;
   prefix?: string;
   requestTimeoutMs?: number;
+  /** A deliberately broken worker, for a checker's negative test (see fault-worker's --broken). */
+  broken?: 'release-early';
 }
 
 const liveWorkers = new Set<FaultWorker>();
@@ -60,6 +62,7 @@ export async function startFaultWorker(id: string, options: WorkerOptions): Prom
   const args = ['--id', id, '--endpoints', options.endpoints.join(','), '--store', options.store, '--ttl', String(options.ttl ?? 2)];
   if (options.prefix) args.push('--prefix', options.prefix);
   if (options.requestTimeoutMs) args.push('--request-timeout', String(options.requestTimeoutMs));
+  if (options.broken) args.push('--broken', options.broken);
   const proc = startWorker('fault-worker', args);
   const worker: FaultWorker = {
     id,

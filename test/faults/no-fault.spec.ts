@@ -51,6 +51,8 @@ describe('fault suite: no fault', () => {
 
     const { sections, grants } = sectionsOf(workers, r => `${PREFIX}${r}/`);
     const failures = done.reduce((n, m) => n + (m.failures as number), 0);
+    // What failed, if anything (seen once at load 20: 2 failures, of a kind the output did not say).
+    const failureMessages = workers.flatMap(w => w.all('acquire-failed')).map(m => `${String(m.error)}: ${String(m.message)}`);
     const lost = workers.flatMap(w => w.all('lost')).length;
     const history = await checkHistory(view, grants);
     const inversions = fifoInversions(grants);
@@ -90,6 +92,7 @@ describe('fault suite: no fault', () => {
     expect(overlapping).toBe(0);
     expect(rejected).toBe(0);
     expect(accepted).toBe(2 * WORKERS * ITERATIONS);
+    expect(failureMessages).toEqual([]);
     expect(failures).toBe(0);
     expect(lost).toBe(0);
     expect(leftover).toBe(0);

@@ -3,7 +3,7 @@
  * over stdout. Run compiled, from dist/:
  *
  *   node dist/test/workers/fault-worker.js --id ID --endpoints URL[,URL...] --store URL
- *        [--ttl S] [--prefix P] [--request-timeout MS] [--dial-timeout MS]
+ *        [--ttl S] [--prefix P] [--request-timeout MS] [--dial-timeout MS] [--broken release-early]
  *
  * Prints {"type":"ready","pid":...} once connected (lease granted). Then reads one JSON command
  * per line on stdin and answers with JSON lines. Every time is process.hrtime.bigint() (ns, as a
@@ -27,6 +27,10 @@
  *       -> {"type":"section",resource,token,key,enter,exit,seenRevision,writes:[accepted...],lost}
  *       -> {"type":"contend-done",resource,sections,failures}
  *   {"cmd":"stop-contending"}                 ends a running "contend" after its current section
+ *   {"cmd":"schedule","ops":[...],"deadlineMs":MS}
+ *       runs one worker's operations of the seeded random schedule: see schedule-runner.ts
+ *       (--broken release-early makes it a holder that gives its locks back at once: the
+ *       checker's negative test)
  *   {"cmd":"close"}                           -> {"type":"closed"} and exit 0
  *
  * Always: {"type":"lost",resource,token,reason,t} when a held lock's signal aborts, and
@@ -36,6 +40,9 @@
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { EtcdLockClient, type LockHandle } from '../../lib/core/index.js';
+import { LockService } from '../../lib/nest/lock.service.js';
+import type { ScheduleOp } from '../faults/random-schedule.js';
+import { runSchedule } from './schedule-runner.js';
 
 interface Args {
   id: string;
@@ -45,6 +52,7 @@ interface Args {
   prefix: string;
   requestTimeout: number;
   dialTimeout: number;
+  broken?: 'release-early';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -67,6 +75,7 @@ function parseArgs(argv: string[]): Args {
     prefix: values.get('prefix') ?? 'locks/',
     requestTimeout: Number(values.get('request-timeout') ?? '2000'),
     dialTimeout: Number(values.get('dial-timeout') ?? '5000'),
+    ...(values.get('broken') === 'release-early' ? { broken: 'release-early' as const } : {}),
   };
 }
 
@@ -199,6 +208,13 @@ async function run(command: Command): Promise<void> {
       return;
     case 'stop-contending':
       stopContending = true;
+      return;
+    case 'schedule':
+      await runSchedule(
+        { client, service: new LockService(client), emit, now, storeWrite, seenRevision, ...(args.broken ? { broken: args.broken } : {}) },
+        command.ops as ScheduleOp[],
+        Number(command.deadlineMs ?? 60_000),
+      );
       return;
     case 'close':
       finished = true;
