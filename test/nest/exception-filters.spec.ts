@@ -1,11 +1,9 @@
 import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { EtcdLockModule, LockService } from '../../lib/index.js';
+import { EtcdLockModule } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
-import { AllExceptionsFilter, FilteredController, type FilterClass } from './fixtures/exception-filters.js';
+import { AllExceptionsFilter, withFilteredApp, type FilterClass } from './fixtures/exception-filters.js';
 import { uniquePrefix } from './fixtures/test-app.js';
 
 jest.setTimeout(30_000);
@@ -19,22 +17,7 @@ describe("an application's own catch-all exception filter beside the module's (r
     await etcd?.close();
   });
 
-  async function withApp(filter: FilterClass, run: (app: INestApplication) => Promise<void>): Promise<void> {
-    const moduleRef = await Test.createTestingModule({
-      imports: [EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('filters'), logger: false })],
-      controllers: [FilteredController],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.useGlobalFilters(new filter(app.get(HttpAdapterHost)));
-    await app.init();
-    const held = await app.get(LockService).acquire('filtered');
-    try {
-      await run(app);
-    } finally {
-      await held.release();
-      await app.close();
-    }
-  }
+  const withApp = <T>(filter: FilterClass, run: (app: INestApplication) => Promise<T>) => withFilteredApp(EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('filters'), logger: false }), filter, run);
 
   // The naive filter and the delegating recipe, in memory: test/unit/nest/exception-filters.spec.ts.
   it('composed by extending LockExceptionFilter: 409 with Retry-After for the lock, the app’s answer for the rest', async () => {

@@ -6,6 +6,7 @@ import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { FireController } from './fixtures/fire.controller.js';
 import { gate } from './fixtures/gates.js';
+import { outlivingJob } from './fixtures/outliving-job.js';
 import { JobsService } from './fixtures/jobs.service.js';
 import { createOrdersApp, uniquePrefix } from './fixtures/test-app.js';
 
@@ -64,26 +65,10 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
   });
 
   it('a nested holder that outlives its outer section keeps the lock: the outer call resolves only after it', async () => {
-    const finish = gate();
-    let outerResolved = false;
-    let outerKey = '';
-    const outer = locks
-      .withLock('job:O', async lock => {
-        outerKey = lock.key;
-        void jobs.run('O', finish.promise);
-      })
-      .then(() => (outerResolved = true));
-    await waitFor(() => jobs.started.includes('O'), { message: 'the nested job started' });
-    const otherAcquired = other.acquire('job:O');
-    await waitFor(async () => (await waiters('job:O')) === 1, { message: 'the other application waits while the nested job runs' });
-    expect(outerResolved).toBe(false);
-    finish.open();
-    await outer;
-    const held = await otherAcquired;
-    const run = jobs.runs.find(r => r.id === 'O')!;
+    const seen = await outlivingJob(locks, jobs, 'O', r => other.acquire(r));
+    expect(seen.outerResolvedWhileJobRan).toBe(false);
     // The nested job ran on the outer call's key, still the holder when it finished.
-    expect(run).toMatchObject({ key: outerKey, holderKey: outerKey });
-    await held.release();
+    expect(seen.run).toMatchObject({ key: seen.outerKey, holderKey: seen.outerKey });
   });
 
   it('a handler whose nested job outlives it answers only when the job is done, and holds the lock till then', async () => {

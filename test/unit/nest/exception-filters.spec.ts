@@ -1,35 +1,18 @@
 import type { INestApplication } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { LockService } from '../../../lib/index.js';
 import { EtcdLockTestingModule } from '../../../lib/testing/index.js';
 import {
   AllExceptionsFilter,
   DelegatingFilter,
-  FilteredController,
   NaiveAllExceptionsFilter,
+  withFilteredApp,
   type FilterClass,
 } from '../../nest/fixtures/exception-filters.js';
 
 /** An application's own catch-all exception filter beside the module's, with the "filtered" lock held meanwhile. */
 describe("an application's own catch-all exception filter beside the module's", () => {
-  async function withApp<T>(filter: FilterClass, run: (app: INestApplication) => Promise<T>): Promise<T> {
-    const moduleRef = await Test.createTestingModule({
-      imports: [EtcdLockTestingModule.forRoot()],
-      controllers: [FilteredController],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    app.useGlobalFilters(new filter(app.get(HttpAdapterHost)));
-    await app.init();
-    const held = await app.get(LockService).acquire('filtered');
-    try {
-      return await run(app);
-    } finally {
-      await held.release();
-      await app.close();
-    }
-  }
+  const withApp = <T>(filter: FilterClass, run: (app: INestApplication) => Promise<T>) =>
+    withFilteredApp(EtcdLockTestingModule.forRoot(), filter, run);
   const post = (path: string) => (app: INestApplication) =>
     request(app.getHttpServer())
       .post(path)

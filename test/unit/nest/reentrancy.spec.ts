@@ -5,6 +5,7 @@ import { InMemoryLockClient } from '../../../lib/testing/index.js';
 import { waitFor } from '../../support/wait.js';
 import { FireController } from '../../nest/fixtures/fire.controller.js';
 import { gate } from '../../nest/fixtures/gates.js';
+import { outlivingJob } from '../../nest/fixtures/outliving-job.js';
 import { JobsService } from '../../nest/fixtures/jobs.service.js';
 import { createInMemoryOrdersApp } from '../../nest/fixtures/test-app.js';
 
@@ -62,24 +63,10 @@ describe('re-entrancy lends only a lock that is held', () => {
   });
 
   it('a nested holder that outlives its outer section keeps the lock: the outer call resolves only after it', async () => {
-    const finish = gate();
-    let outerResolved = false;
-    let outerKey = '';
-    const outer = locks
-      .withLock('job:O', async lock => {
-        outerKey = lock.key;
-        void jobs.run('O', finish.promise);
-      })
-      .then(() => (outerResolved = true));
-    await waitFor(() => jobs.started.includes('O'), { message: 'the nested job started' });
-    const otherAcquired = client.acquire('job:O');
-    await waitFor(async () => (await waiters('job:O')) === 1, { message: 'another holder waits while the nested job runs' });
-    expect(outerResolved).toBe(false);
-    finish.open();
-    await outer;
-    await (await otherAcquired).release();
+    const seen = await outlivingJob(locks, jobs, 'O', r => client.acquire(r));
+    expect(seen.outerResolvedWhileJobRan).toBe(false);
     // The nested job ran on the outer call's key, still the holder when it finished.
-    expect(jobs.runs.find(r => r.id === 'O')).toMatchObject({ key: outerKey, holderKey: outerKey });
+    expect(seen.run).toMatchObject({ key: seen.outerKey, holderKey: seen.outerKey });
   });
 
   it('a handler whose nested job outlives it answers only when the job is done, holding the lock till then', async () => {
