@@ -1,43 +1,13 @@
 import { jest } from '@jest/globals';
-import { Injectable, type INestApplication } from '@nestjs/common';
-import { Observable, Subject, from, lastValueFrom, mergeAll, tap, toArray, type ObservableInput } from 'rxjs';
-import { Locked, LockService } from '../../lib/index.js';
+import type { INestApplication } from '@nestjs/common';
+import { Subject, from, lastValueFrom, mergeAll, tap, toArray, type Observable, type ObservableInput } from 'rxjs';
+import { LockService } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
+import { StrippedStreams } from './fixtures/runtime-streams.js';
 import { createOrdersApp, uniquePrefix } from './fixtures/test-app.js';
 
 jest.setTimeout(30_000);
-
-/** Emits 'open', completes when `done` emits. */
-function until(done: Observable<unknown>): Observable<string> {
-  return new Observable<string>(subscriber => {
-    subscriber.next('open');
-    const closing = done.subscribe(() => subscriber.complete());
-    return () => closing.unsubscribe();
-  });
-}
-
-@Injectable()
-class UnannotatedStreams {
-  // No return type written: TypeScript emits design:returntype undefined.
-  @Locked('stream:{0}')
-  open(_id: string, done: Observable<unknown>) {
-    return until(done);
-  }
-}
-
-/** As esbuild, tsx or swc without decorator metadata compile it: no design:* metadata at all. */
-class StrippedStreams {
-  open(_id: string, done: Observable<unknown>) {
-    return until(done);
-  }
-}
-Injectable()(StrippedStreams);
-Object.defineProperty(
-  StrippedStreams.prototype,
-  'open',
-  Locked('stream:{0}')(StrippedStreams.prototype, 'open', Object.getOwnPropertyDescriptor(StrippedStreams.prototype, 'open')!) as PropertyDescriptor,
-);
 
 /**
  * Without a declared return type @Locked cannot know before the call that a method returns a
@@ -51,7 +21,7 @@ describe('@Locked provider methods whose Observable result is known only at run 
 
   beforeAll(async () => {
     etcd = await startEtcd();
-    app = await createOrdersApp({ hosts: etcd.endpoints, prefix: uniquePrefix('observable'), ttl: 5 }, { providers: [UnannotatedStreams, StrippedStreams] });
+    app = await createOrdersApp({ hosts: etcd.endpoints, prefix: uniquePrefix('observable'), ttl: 5 }, { providers: [StrippedStreams] });
     locks = app.get(LockService);
   });
   afterAll(async () => {
@@ -59,10 +29,10 @@ describe('@Locked provider methods whose Observable result is known only at run 
     await etcd?.close();
   });
 
-  it.each([
-    ['without a return type annotation', 'U1', () => app.get(UnannotatedStreams)],
-    ['compiled without decorator metadata', 'S1', () => app.get(StrippedStreams)],
-  ])('holds the lock while the stream runs: %s', async (_name, id, service) => {
+  // The unannotated case, and both in memory: test/unit/nest/provider.spec.ts.
+  it('holds the lock while the stream of a method compiled without decorator metadata runs', async () => {
+    const id = 'S1';
+    const service = () => app.get(StrippedStreams);
     expect(Reflect.getMetadata('design:returntype', Object.getPrototypeOf(service()), 'open')).toBeUndefined();
     const done = new Subject<void>();
     const result = service().open(id, done) as unknown as ObservableInput<Observable<string>>;

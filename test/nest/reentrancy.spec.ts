@@ -1,34 +1,23 @@
 import { jest } from '@jest/globals';
-import { Controller, Param, Post, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { EtcdLockClient, Locked, LockService, type LockHandle } from '../../lib/index.js';
+import { EtcdLockClient, LockService } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { gate, type Gate } from './fixtures/gates.js';
+import { FireController } from './fixtures/fire.controller.js';
+import { gate } from './fixtures/gates.js';
+import { outlivingJob } from './fixtures/outliving-job.js';
 import { JobsService } from './fixtures/jobs.service.js';
 import { createOrdersApp, uniquePrefix } from './fixtures/test-app.js';
 
 jest.setTimeout(30_000);
 
-/** A handler that starts a locked job on its own key and does not wait for it. */
-@Controller('fire')
-class FireController {
-  static finish: Gate = gate();
-  constructor(private readonly jobs: JobsService) {}
-
-  @Post(':id')
-  @Locked('job:{params.id}')
-  fire(@Param('id') id: string): string {
-    void this.jobs.run(id, FireController.finish.promise);
-    return 'fired';
-  }
-}
-
 /**
  * Re-entrancy lends a lock only to calls that arrive while their chain holds it. The async
  * context outlives the call that set it (timers, promise continuations, fire-and-forget calls),
  * so each test makes a nested call arrive late, or outlive its outer call, and checks with a
- * second application (its own client and lease, same prefix) that exclusion held.
+ * second application (its own client and lease, same prefix) that exclusion held. These are the
+ * smoke tests on etcd; test/unit/nest/reentrancy.spec.ts specifies the rest in memory.
  */
 describe('re-entrancy lends only a lock that is held (real etcd)', () => {
   let etcd: EtcdCluster;
@@ -75,43 +64,11 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
     expect(seen.holderKey).toBe(seen.key);
   });
 
-  it('a fire-and-forget call that reaches a @Locked method after the section ended takes the lock itself', async () => {
-    const after = gate();
-    let fired: Promise<unknown> | undefined;
-    await locks.withLock('job:F', async () => {
-      fired = jobs.later('F', after.promise);
-    });
-    const held = await other.acquire('job:F');
-    after.open();
-    await waitFor(async () => (await waiters('job:F')) === 1, { message: 'the fire-and-forget call queued behind the other application' });
-    expect(jobs.started).not.toContain('F');
-    await held.release();
-    const run = (await fired) as { key: string; holderKey: string };
-    expect(run.holderKey).toBe(run.key);
-    expect(run.key).not.toBe(held.key);
-  });
-
   it('a nested holder that outlives its outer section keeps the lock: the outer call resolves only after it', async () => {
-    const finish = gate();
-    let outerResolved = false;
-    let outerKey = '';
-    const outer = locks
-      .withLock('job:O', async lock => {
-        outerKey = lock.key;
-        void jobs.run('O', finish.promise);
-      })
-      .then(() => (outerResolved = true));
-    await waitFor(() => jobs.started.includes('O'), { message: 'the nested job started' });
-    const otherAcquired = other.acquire('job:O');
-    await waitFor(async () => (await waiters('job:O')) === 1, { message: 'the other application waits while the nested job runs' });
-    expect(outerResolved).toBe(false);
-    finish.open();
-    await outer;
-    const held = await otherAcquired;
-    const run = jobs.runs.find(r => r.id === 'O')!;
+    const seen = await outlivingJob(locks, jobs, 'O', r => other.acquire(r));
+    expect(seen.outerResolvedWhileJobRan).toBe(false);
     // The nested job ran on the outer call's key, still the holder when it finished.
-    expect(run).toMatchObject({ key: outerKey, holderKey: outerKey });
-    await held.release();
+    expect(seen.run).toMatchObject({ key: seen.outerKey, holderKey: seen.outerKey });
   });
 
   it('a handler whose nested job outlives it answers only when the job is done, and holds the lock till then', async () => {
@@ -129,26 +86,6 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
     const run = jobs.runs.find(r => r.id === 'H')!;
     expect(run.holderKey).toBe(run.key);
     await held.release();
-  });
-
-  it('a nested call into a second LockService (another prefix) locks in its own namespace', async () => {
-    const second = await createOrdersApp({ hosts: etcd.endpoints, prefix: uniquePrefix('second'), ttl: 5 });
-    try {
-      const secondLocks = second.get(LockService);
-      const seen = await locks.withLock('shared-name', () =>
-        secondLocks.withLock('shared-name', async lock => ({
-          current: secondLocks.current() === lock,
-          firstCurrent: (locks.current() as LockHandle).key,
-          holderKey: (await secondLocks.inspect('shared-name')).holder?.key,
-          key: lock.key,
-        })),
-      );
-      expect(seen.holderKey).toBe(seen.key);
-      expect(seen.key).not.toBe(seen.firstCurrent);
-      expect(seen.current).toBe(true);
-    } finally {
-      await second.close();
-    }
   });
 
   it('refuses, at once and naming both keys, a nested call that would wait for a key ordered before one its chain holds', async () => {
@@ -174,10 +111,5 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
     expect(error.message).toContain('"pair:a"');
     expect(error.message).toContain('"pair:b"');
     expect(await forward).toBe('forward');
-  });
-
-  it('takes a key ordered before a held one when it is free (nothing waits, so nothing can deadlock)', async () => {
-    expect(await locks.withLock('order-z', () => locks.withLock('order-a', () => 'free'))).toBe('free');
-    expect(await waiters('order-a')).toBe(0);
   });
 });

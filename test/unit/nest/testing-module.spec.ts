@@ -1,12 +1,12 @@
 import { Module, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { ETCD_LOCK_CLIENT, EtcdLockModule, LockService, type LockEvent } from '../../lib/index.js';
-import { EtcdLockTestingModule, InMemoryLockClient } from '../../lib/testing/index.js';
-import { waitFor } from '../support/wait.js';
-import { OrdersController } from './fixtures/orders.controller.js';
-import { OrdersService } from './fixtures/orders.service.js';
-import { OverlapTracker } from './fixtures/overlap-tracker.js';
+import { ETCD_LOCK_CLIENT, EtcdLockModule, LockService, type LockEvent } from '../../../lib/index.js';
+import { EtcdLockTestingModule, InMemoryLockClient } from '../../../lib/testing/index.js';
+import { waitFor } from '../../support/wait.js';
+import { OrdersController } from '../../nest/fixtures/orders.controller.js';
+import { OrdersService } from '../../nest/fixtures/orders.service.js';
+import { OverlapTracker } from '../../nest/fixtures/overlap-tracker.js';
 
 /** An application module as users write it, configured for a real etcd that the test never starts. */
 @Module({
@@ -44,7 +44,9 @@ describe('an application tested without etcd (ETCD_LOCK_CLIENT overridden with I
   it('lets a test make a held lock be lost: the handler fails with 503 and its signal aborts', async () => {
     const controller = app.get(OrdersController);
     const before = controller.signals.length;
-    const pending = request(app.getHttpServer()).post('/orders/M2/slow').then(r => r);
+    const pending = request(app.getHttpServer())
+      .post('/orders/M2/slow')
+      .then(r => r);
     await waitFor(() => controller.signals.length === before + 1, { message: 'handler started' });
     app.get<InMemoryLockClient>(ETCD_LOCK_CLIENT).loseLock('order:M2');
     const res = await pending;

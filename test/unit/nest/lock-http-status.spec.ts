@@ -9,7 +9,7 @@ import {
   LockLostError,
   LockTimeoutError,
   lockErrorToHttp,
-} from '../../lib/index.js';
+} from '../../../lib/index.js';
 
 describe('lockErrorToHttp: the documented HTTP mapping', () => {
   it.each([
