@@ -82,15 +82,22 @@ export class EtcdLockClient extends LockClient {
   /**
    * Stops taking locks, revokes every lease (deleting all our keys at once, so waiters elsewhere
    * proceed immediately), and closes the etcd client unless it was given to us.
-   * Held locks' signals abort with LockLostError; pending acquisitions reject.
+   * Held locks' signals abort with LockLostError; pending acquisitions reject with
+   * LockClientClosedError. Returns within `requestTimeout` whatever etcd does: a revoke that has
+   * not answered by then is abandoned (the lease then expires after its TTL).
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const sessions = await Promise.allSettled([...this.sessions.values()]);
-    this.sessions.clear();
-    await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
-    await this.mutex.settled();
+    this.mutex.close();
+    const releaseAll = async () => {
+      const sessions = await Promise.allSettled([...this.sessions.values()]);
+      this.sessions.clear();
+      await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+      await this.mutex.settled();
+    };
+    const gaveUp = await withinMs(releaseAll(), this.options.requestTimeout);
+    if (gaveUp) this.options.logger.warn(`closing the lock client: etcd did not answer within ${this.options.requestTimeout} ms; leases left to expire`);
     if (!this.options.client) this.etcd.close();
   }
 
@@ -148,4 +155,17 @@ function createEtcdClient(options: ResolvedLockOptions): Etcd3 {
     },
     ...options.etcdOptions,
   });
+}
+
+/** Waits for `work` at most `ms`; resolves true when it gave up waiting. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>(resolve => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => false, () => false), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
