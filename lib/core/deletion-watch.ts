@@ -7,6 +7,9 @@ import type { Namespace, Watcher } from 'etcd3';
  */
 export type WatchWake = 'deleted' | 'disconnected' | 'refused';
 
+/** How far a watch's create has got; see {@link DeletionWatch.progress}. */
+export type WatchProgress = 'queued' | 'sent' | 'armed' | 'answered';
+
 /** etcd refused a watch, or did not confirm it in time: the stream carrying it is not to be trusted. */
 export class WatchNotArmedError extends Error {
   constructor(
@@ -37,6 +40,9 @@ export class DeletionWatch {
   private readonly watcher: Watcher;
   private readonly armed: Promise<string>;
   private armTimer: NodeJS.Timeout | undefined;
+  private stage: WatchProgress;
+  /** When etcd3 wrote our create to the stream (performance.now()), once it has. */
+  sentAt: number | undefined;
   private readonly disconnectListeners: Array<() => void> = [];
 
   constructor(
@@ -45,48 +51,80 @@ export class DeletionWatch {
     /** The stream generation this watch was created on (see WatchChannel). */
     readonly generation: number,
     armTimeoutMs: number,
+    /**
+     * True when no other create is pending on the stream: etcd3 then sends ours at once, inside
+     * the constructor (its `connecting` event fires before we can listen to it).
+     */
+    sentAtOnce: boolean,
+    /** Called once etcd has answered the create (confirmed or refused) or the stream broke. */
+    onAnswered: () => void = () => undefined,
   ) {
+    this.stage = sentAtOnce ? 'sent' : 'queued';
+    if (sentAtOnce) this.sentAt = performance.now();
     // watcher() (not create()) so that we hold the watcher at once and can cancel it even if
     // the caller gives up before etcd confirms it.
     this.watcher = source.watch().key(key).only('delete').watcher();
     // An 'error' with no listener would crash the process; the promises below observe it.
     this.watcher.on('error', () => undefined);
-    let refused: (() => void) | undefined;
-    let isArmed = false;
+    let refused: () => void = () => undefined;
+    const answered = (stage: WatchProgress) => {
+      clearTimeout(this.armTimer);
+      if (this.stage === 'armed' || this.stage === 'answered') return;
+      this.stage = stage;
+      onAnswered();
+    };
     this.armed = new Promise((resolve, reject) => {
       // etcd starts a watch from "now" at the revision after the one in its created response.
       this.watcher.once('connected', (res: { header: { revision: string } }) => {
-        clearTimeout(this.armTimer);
-        isArmed = true;
+        answered('armed');
         resolve(String(res.header.revision));
       });
       this.watcher.once('error', err => {
-        clearTimeout(this.armTimer);
+        const wasArmed = this.stage === 'armed';
+        answered('answered');
         reject(new WatchNotArmedError(key, err));
-        refused?.();
+        // An error once armed (e.g. its history compacted on a resume) says nothing about the stream.
+        if (!wasArmed) refused();
       });
-      // Timed from the moment etcd3 writes our create (it queues creates one at a time), so a long
-      // queue of creates ahead of ours on a healthy stream is not mistaken for a stall.
-      this.watcher.once('connecting', () => {
+      const startArmTimer = () => {
+        clearTimeout(this.armTimer);
         this.armTimer = setTimeout(() => {
           reject(new WatchNotArmedError(key, `etcd did not confirm it within ${armTimeoutMs} ms`));
-          refused?.();
+          refused();
         }, armTimeoutMs);
         this.armTimer.unref();
+      };
+      // Timed from the moment etcd3 writes our create (it queues creates one at a time), so a long
+      // queue of creates ahead of ours on a healthy stream is not mistaken for a stall.
+      if (sentAtOnce) startArmTimer();
+      this.watcher.on('connecting', () => {
+        if (this.stage === 'armed') return;
+        this.stage = 'sent';
+        this.sentAt = performance.now();
+        startArmTimer();
       });
     });
     this.armed.catch(() => undefined);
     // After a disconnect etcd3 resumes from its last revision, or errors out if that was
     // compacted, maybe only after its reconnect backoff (up to 30 s): the waiter re-reads.
     this.changed = new Promise(resolve => {
-      // An error once armed (e.g. its history compacted on a resume) says nothing about the stream.
-      refused = () => resolve(isArmed ? 'disconnected' : 'refused');
+      refused = () => resolve('refused');
       this.watcher.once('delete', () => resolve('deleted'));
       this.watcher.once('disconnected', () => {
+        answered('answered');
         for (const listener of this.disconnectListeners) listener();
         resolve('disconnected');
       });
+      this.watcher.once('error', () => resolve('disconnected')); // after `refused` when not armed
     });
+  }
+
+  /**
+   * `queued` while etcd3 holds the create back (it sends one at a time), `sent` once written to
+   * the stream, `armed` once etcd confirmed it, `answered` once refused or the stream broke first.
+   */
+  get progress(): WatchProgress {
+    return this.stage;
   }
 
   /** Calls `listener` synchronously when the stream carrying this watch breaks. */

@@ -173,6 +173,10 @@ export class FairMutex {
           watchedRevision = predecessor.createRevision;
           wake = await this.nextWake(scope, session, watch, true);
         }
+        // A create etcd has not confirmed within a whole re-read interval (it takes ~1 ms), or one
+        // ahead of ours stuck past the arm bound, says the stream is stuck, even when the re-read
+        // below ends the wait before the arm bound would.
+        if (wake === 'recheck' && (watch.progress === 'sent' || this.channel.stalled())) wake = 'refused';
         if (typeof wake === 'object') {
           // Armed at the revision we last read: nothing changed in between, the view holds.
           if (wake.armedAt === view.revision) continue;

@@ -1,4 +1,4 @@
-import type { Etcd3, Namespace, Watcher } from 'etcd3';
+import type { Etcd3, Namespace } from 'etcd3';
 import { DeletionWatch } from './deletion-watch.js';
 import type { LockLogger } from './logger.js';
 
@@ -22,7 +22,9 @@ export class WatchChannel {
    * time would open a new gRPC stream for every wait (~3.5 ms instead of ~0.5 ms to arm a watch).
    * One idle watch, on a key no lock ever uses, keeps the stream open.
    */
-  private idleWatch: Watcher | undefined;
+  private idleWatch: DeletionWatch | undefined;
+  /** Watches of the current stream whose create etcd has not answered yet. */
+  private pending = new Set<DeletionWatch>();
   private open = 0;
   private closed = false;
 
@@ -51,7 +53,7 @@ export class WatchChannel {
   /** Starts watching `key` for deletion on the current stream. */
   watchDeletion(key: string): DeletionWatch {
     this.keepStreamOpen();
-    const watch = new DeletionWatch(this.source, key, this.generationNo, this.armTimeoutMs);
+    const watch = this.create(key);
     this.open++;
     const cancel = watch.cancel.bind(watch);
     let cancelled = false;
@@ -60,6 +62,29 @@ export class WatchChannel {
       cancelled = true;
       cancel();
     };
+    return watch;
+  }
+
+  /**
+   * True when a create sent on the current stream has gone unanswered for longer than the arm
+   * bound: the stream is stuck, and every create queued behind that one with it.
+   */
+  stalled(): boolean {
+    const now = performance.now();
+    for (const watch of this.pending) {
+      if (watch.progress === 'sent' && now - (watch.sentAt ?? now) > this.armTimeoutMs) return true;
+    }
+    return false;
+  }
+
+  private create(key: string): DeletionWatch {
+    const pending = this.pending;
+    // etcd3 sends a create at once only when none is pending on the stream; then its `connecting`
+    // event fires inside the constructor, before the watch can listen.
+    const watch: DeletionWatch = new DeletionWatch(this.source, key, this.generationNo, this.armTimeoutMs, pending.size === 0, () =>
+      pending.delete(watch),
+    );
+    if (watch.progress !== 'armed' && watch.progress !== 'answered') pending.add(watch);
     return watch;
   }
 
@@ -75,8 +100,9 @@ export class WatchChannel {
     const oldIdle = this.idleWatch;
     this.source = this.client.namespace('');
     this.idleWatch = undefined;
+    this.pending = new Set();
     cancelStream(old);
-    void oldIdle?.cancel().catch(() => undefined);
+    oldIdle?.cancel();
   }
 
   /**
@@ -88,14 +114,13 @@ export class WatchChannel {
     this.closed = true;
     const idle = this.idleWatch;
     this.idleWatch = undefined;
-    void idle?.cancel().catch(() => undefined);
+    idle?.cancel();
     if (this.source !== this.client) cancelStream(this.source);
   }
 
   private keepStreamOpen(): void {
     if (this.idleWatch || this.closed) return;
-    this.idleWatch = this.source.watch().key(this.idleKey).watcher();
-    this.idleWatch.on('error', err => this.logger.debug?.(`idle watch failed: ${String(err)}`));
+    this.idleWatch = this.create(this.idleKey);
   }
 }
 
