@@ -81,6 +81,7 @@ export class FairMutex {
           ? { revision: enqueued.revision, ownExists: true, predecessor: enqueued.predecessor }
           : await scope.race(this.store.view(prefix, key, createRevision));
       if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
+      this.channel.noteRevision(view.revision);
       await this.waitForTurn(scope, session, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
@@ -155,6 +156,8 @@ export class FairMutex {
   ): Promise<void> {
     let watch: DeletionWatch | undefined;
     let watchedRevision: string | undefined;
+    /** When this waiter last knew its view current (read it, or had its watch's stream vouched for). */
+    let checkedAt = performance.now();
     try {
       for (;;) {
         if (!view.ownExists) {
@@ -173,10 +176,19 @@ export class FairMutex {
           watchedRevision = predecessor.createRevision;
           wake = await this.nextWake(scope, session, watch, true);
         }
-        // A create etcd has not confirmed within a whole re-read interval (it takes ~1 ms), or one
-        // ahead of ours stuck past the arm bound, says the stream is stuck, even when the re-read
-        // below ends the wait before the arm bound would.
-        if (wake === 'recheck' && (watch.progress === 'sent' || this.channel.stalled())) wake = 'refused';
+        if (wake === 'recheck') {
+          // A create etcd has not confirmed within a whole re-read interval (it takes ~1 ms), or
+          // one ahead of ours stuck past the arm bound, says the stream is stuck, even when the
+          // re-read below ends the wait before the arm bound would.
+          if (watch.progress === 'sent' || this.channel.stalled()) {
+            wake = 'refused';
+          } else if (watch.progress === 'armed') {
+            const since = checkedAt;
+            checkedAt = performance.now();
+            // The stream answers and is up to date: our armed watch would have seen the deletion.
+            if (await scope.race(this.channel.vouch(since))) continue;
+          }
+        }
         if (typeof wake === 'object') {
           // Armed at the revision we last read: nothing changed in between, the view holds.
           if (wake.armedAt === view.revision) continue;
@@ -193,6 +205,8 @@ export class FairMutex {
         }
         // The watch only wakes us; the queue itself, read by create revision, decides.
         view = await this.readQueue(scope, prefix, key, createRevision);
+        checkedAt = performance.now();
+        this.channel.noteRevision(view.revision);
       }
     } finally {
       watch?.cancel();
@@ -202,8 +216,9 @@ export class FairMutex {
   /**
    * Waits for the watch to arm (when fresh) or fire, but never longer than about one renewal
    * interval: a waiter must not depend on one stream alone (a member that stalls without breaking
-   * the connection, a partitioned one that answers creates but sees no deletion), so it re-reads
-   * the queue at least that often. The pause is jittered so that waiters' re-reads do not bunch.
+   * the connection, a partitioned one that answers creates but sees no deletion), so at least that
+   * often it re-reads the queue, unless a probe of the stream (one for all waiters) vouches for
+   * it. The pause is jittered so that waiters' checks do not bunch.
    */
   private async nextWake(scope: WaitScope, session: Session, watch: DeletionWatch, fresh: boolean): Promise<Wake> {
     let timer: NodeJS.Timeout | undefined;

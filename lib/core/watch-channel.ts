@@ -27,6 +27,12 @@ export class WatchChannel {
   private pending = new Set<DeletionWatch>();
   private open = 0;
   private closed = false;
+  /** Highest store revision our unary reads have seen; a stream's member behind it is stale. */
+  private knownRevision = 0;
+  /** When a probe last showed the current stream answering, and up to date. */
+  private provenAt = -Infinity;
+  private probing: Promise<boolean> | undefined;
+  private probesBehind = 0;
 
   constructor(
     private readonly client: Etcd3,
@@ -77,6 +83,61 @@ export class WatchChannel {
     return false;
   }
 
+  /** Records a store revision read through a unary call (any member). */
+  noteRevision(revision: string): void {
+    const value = Number(revision);
+    if (value > this.knownRevision) this.knownRevision = value;
+  }
+
+  /**
+   * Resolves true when the current stream is known to be answering and up to date as of some
+   * moment after `since` (performance.now()): its armed watches will see a deletion, and a
+   * waiter need not re-read. Otherwise probes it, one probe at a time for all waiters, so the
+   * check costs one watch create on the stream per interval, not one read per waiter.
+   */
+  vouch(since: number): Promise<boolean> {
+    if (this.provenAt > since) return Promise.resolve(true);
+    this.probing ??= this.probe().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  /**
+   * Creates a watch on the idle key and checks etcd's answer: none within the arm bound once sent
+   * (a stalled member) or a refusal rebuilds the stream; a created response whose revision is
+   * below one we already read means the stream's member is cut off from the cluster (it answers
+   * creates but sees no new deletions): twice in a row, rebuild.
+   */
+  private async probe(): Promise<boolean> {
+    const generation = this.generationNo;
+    const expected = this.knownRevision;
+    const watch = this.create(this.idleKey);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const outcome = await Promise.race([
+        watch.ready().then(Number, () => 'refused' as const),
+        watch.changed.then(wake => (wake === 'refused' ? ('refused' as const) : ('broken' as const))),
+        new Promise<'late'>(resolve => (timer = setTimeout(() => resolve('late'), this.armTimeoutMs))),
+      ]);
+      if (typeof outcome === 'number') {
+        if (outcome >= expected) {
+          this.probesBehind = 0;
+          if (generation === this.generationNo) this.provenAt = performance.now();
+          return true;
+        }
+        if (++this.probesBehind >= 2) this.rebuild(generation, `its member is behind the cluster (at revision ${outcome}, ${expected} already read)`);
+        return false;
+      }
+      // Still queued behind other creates when late: not the stream's fault (yet).
+      if (outcome === 'refused' || (outcome === 'late' && watch.progress === 'sent') || this.stalled()) {
+        this.rebuild(generation, `a watch create was refused or not confirmed within ${this.armTimeoutMs} ms`);
+      }
+      return false;
+    } finally {
+      clearTimeout(timer);
+      watch.cancel();
+    }
+  }
+
   private create(key: string): DeletionWatch {
     const pending = this.pending;
     // etcd3 sends a create at once only when none is pending on the stream; then its `connecting`
@@ -101,6 +162,8 @@ export class WatchChannel {
     this.source = this.client.namespace('');
     this.idleWatch = undefined;
     this.pending = new Set();
+    this.provenAt = -Infinity;
+    this.probesBehind = 0;
     cancelStream(old);
     oldIdle?.cancel();
   }

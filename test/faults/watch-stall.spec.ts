@@ -7,7 +7,9 @@
 import { jest } from '@jest/globals';
 import { ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { EtcdLockClient } from '../../lib/index.js';
+import { countRpcs, type RpcCounter } from '../core/helpers.js';
 import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdMember } from '../support/etcd.js';
+import { waitFor } from '../support/wait.js';
 
 jest.setTimeout(60_000);
 
@@ -37,8 +39,6 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
   let cluster: EtcdCluster;
   let carrier: EtcdMember;
   const clients: EtcdLockClient[] = [];
-  /** The waiter's per-host circuit breakers, by endpoint: isolating one keeps new calls and streams off it. */
-  const breakers = new Map<string, CircuitBreakerPolicy>();
 
   beforeAll(async () => {
     cluster = await startEtcdCluster(3);
@@ -52,12 +52,17 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
     await cluster?.close();
   });
 
-  it('grants the waiter within one re-read interval of the release, then moves its watches to another member', async () => {
+  /**
+   * A holder on the other members, and a waiter whose watch stream is on the carrier while its
+   * unary calls and new streams avoid the carrier (its circuit breaker for the carrier isolated).
+   */
+  async function waiterOnCarrier(prefix: string): Promise<{ holder: EtcdLockClient; waiter: EtcdLockClient; rpcs: RpcCounter }> {
     const others = cluster.members.filter(m => m !== carrier).map(m => m.clientUrl);
-    const holder = new EtcdLockClient({ hosts: others, prefix: 'stall/', ttl: TTL_S });
+    const breakers = new Map<string, CircuitBreakerPolicy>();
+    const holder = new EtcdLockClient({ hosts: others, prefix, ttl: TTL_S });
     const waiter = new EtcdLockClient({
       hosts: cluster.endpoints,
-      prefix: 'stall/',
+      prefix,
       ttl: TTL_S,
       requestTimeout: 1000,
       etcdOptions: {
@@ -72,6 +77,7 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
       },
     });
     clients.push(holder, waiter);
+    const rpcs = countRpcs(waiter.etcd);
     // Everything of the waiter's goes to the carrier while its watch stream opens...
     const onlyCarrier = others.map(url => breakers.get(url) ?? fail(`no breaker for ${url}`)).map(b => b.isolate());
     await waiter.connect();
@@ -80,18 +86,54 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
     // ...then its unary calls and new streams avoid the carrier, whose watch stream stays open.
     for (const isolation of onlyCarrier) isolation.dispose();
     breakers.get(carrier.clientUrl)!.isolate();
+    return { holder, waiter, rpcs };
+  }
+
+  it('grants a waiter that queues after the stall within one re-read interval, then moves its watches to another member', async () => {
+    const { holder, waiter } = await waiterOnCarrier('stall-new/');
     carrier.pause();
     const rounds: Array<number | string> = [];
-    for (let round = 0; round < 3; round++) rounds.push(await contendedRound(holder, waiter, 'r'));
-    carrier.resume();
-    console.log(`watch stall: waits with the watch stream's member paused: ${describeRounds(rounds)}`);
+    try {
+      for (let round = 0; round < 3; round++) rounds.push(await contendedRound(holder, waiter, 'r'));
+    } finally {
+      carrier.resume();
+    }
+    console.log(`watch stall: waits queued after the watch stream's member was paused: ${describeRounds(rounds)}`);
     for (const waited of rounds) expect(typeof waited).toBe('number');
-    // Round 0's watch create goes unanswered on the stalled stream: the periodic re-read (every
-    // TTL/3 ± 25 %) grants it, and seeing the create still unconfirmed then rebuilds the stream.
+    // Round 0's watch create goes unanswered on the stalled stream: the periodic check (every
+    // TTL/3 ± 25 %) sees it unconfirmed, rebuilds the stream and re-reads: granted.
     expect(rounds[0] as number).toBeLessThan((TTL_S * 1000 * 1.25) / 3 + 750);
     // Later rounds wait on the rebuilt stream, on another member: woken by the deletion itself.
     expect(rounds[1] as number).toBeLessThan(700);
     expect(rounds[2] as number).toBeLessThan(700);
+  });
+
+  it('grants a waiter whose watch was armed before the stall within one check interval plus the arm bound', async () => {
+    const { holder, waiter, rpcs } = await waiterOnCarrier('stall-armed/');
+    const held = await holder.acquire('r');
+    const armedBefore = rpcs.armed;
+    const waiting = waiter.acquire('r', { waitTimeout: 6000 });
+    await waitFor(() => rpcs.armed > armedBefore, { message: 'the waiter\'s watch armed on the carrier' });
+    carrier.pause();
+    let waitedMs: number | string;
+    try {
+      await held.release();
+      const released = performance.now();
+      waitedMs = await waiting.then(
+        async lock => {
+          const ms = performance.now() - released;
+          await lock.release();
+          return ms;
+        },
+        (err: Error) => err.name,
+      );
+    } finally {
+      carrier.resume();
+    }
+    console.log(`watch stall: wait armed before the watch stream's member was paused: granted ${typeof waitedMs === 'number' ? `${waitedMs.toFixed(0)} ms` : waitedMs} after the release`);
+    expect(typeof waitedMs).toBe('number');
+    // The check's probe goes unanswered (arm bound 1 s): the stream is rebuilt, its watches wake, the waiter re-reads.
+    expect(waitedMs as number).toBeLessThan((TTL_S * 1000 * 1.25) / 3 + 1000 + 750);
   });
 });
 
