@@ -58,6 +58,11 @@ export class DeletionWatch {
     sentAtOnce: boolean,
     /** Called once etcd has answered the create (confirmed or refused) or the stream broke. */
     onAnswered: () => void = () => undefined,
+    /**
+     * Called when etcd has not answered the create within `armTimeoutMs` of it being sent, even
+     * after the watch was cancelled: the stream is stuck for every create behind this one too.
+     */
+    onStall: () => void = () => undefined,
   ) {
     this.stage = sentAtOnce ? 'sent' : 'queued';
     if (sentAtOnce) this.sentAt = performance.now();
@@ -89,8 +94,13 @@ export class DeletionWatch {
       const startArmTimer = () => {
         clearTimeout(this.armTimer);
         this.armTimer = setTimeout(() => {
-          reject(new WatchNotArmedError(key, `etcd did not confirm it within ${armTimeoutMs} ms`));
-          refused();
+          // An answer may be waiting in the socket while this process was busy: let I/O run first.
+          setImmediate(() => {
+            if (this.stage !== 'sent') return;
+            reject(new WatchNotArmedError(key, `etcd did not confirm it within ${armTimeoutMs} ms`));
+            refused();
+            onStall();
+          });
         }, armTimeoutMs);
         this.armTimer.unref();
       };
@@ -138,7 +148,6 @@ export class DeletionWatch {
   }
 
   cancel(): void {
-    clearTimeout(this.armTimer);
     this.watcher.removeAllListeners('delete');
     this.watcher.cancel().catch(() => undefined);
   }

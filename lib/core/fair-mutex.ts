@@ -19,8 +19,6 @@ const WATCH_RETRY_MS = 50;
 /** How long a failed acquisition waits for its key's deletion before rejecting anyway. */
 const CLEANUP_GRACE_MS = 250;
 
-/** Longest bound on etcd confirming a watch create, once sent (it normally takes about 1 ms). */
-const MAX_ARM_TIMEOUT_MS = 1000;
 
 /**
  * When one stream failure wakes many waiters, each re-reads after a random pause of up to this
@@ -61,7 +59,9 @@ export class FairMutex {
     private readonly events: LockEvents,
   ) {
     // Lock keys always end in `/<lease>_<n>`, so `<prefix>\0` is never one of them.
-    this.channel = new WatchChannel(client, `${keyPrefix}\0`, Math.min(store.requestTimeoutMs, MAX_ARM_TIMEOUT_MS), logger);
+    // A create normally takes ~1 ms, but thousands of waiters queueing at once can keep this
+    // process busy for a second or more: the request timeout bounds it, as it bounds any call.
+    this.channel = new WatchChannel(client, `${keyPrefix}\0`, store.requestTimeoutMs, logger);
   }
 
   async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
@@ -177,10 +177,8 @@ export class FairMutex {
           wake = await this.nextWake(scope, session, watch, true);
         }
         if (wake === 'recheck') {
-          // A create etcd has not confirmed within a whole re-read interval (it takes ~1 ms), or
-          // one ahead of ours stuck past the arm bound, says the stream is stuck, even when the
-          // re-read below ends the wait before the arm bound would.
-          if (watch.progress === 'sent' || this.channel.stalled()) {
+          // A create (ours or one ahead of it) unanswered past the arm bound: the stream is stuck.
+          if (this.channel.stalled()) {
             wake = 'refused';
           } else if (watch.progress === 'armed') {
             const since = checkedAt;

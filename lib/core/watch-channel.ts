@@ -142,8 +142,15 @@ export class WatchChannel {
     const pending = this.pending;
     // etcd3 sends a create at once only when none is pending on the stream; then its `connecting`
     // event fires inside the constructor, before the watch can listen.
-    const watch: DeletionWatch = new DeletionWatch(this.source, key, this.generationNo, this.armTimeoutMs, pending.size === 0, () =>
-      pending.delete(watch),
+    const generation = this.generationNo;
+    const watch: DeletionWatch = new DeletionWatch(
+      this.source,
+      key,
+      generation,
+      this.armTimeoutMs,
+      pending.size === 0,
+      () => pending.delete(watch),
+      () => this.rebuild(generation, `a watch create was not confirmed within ${this.armTimeoutMs} ms`),
     );
     if (watch.progress !== 'armed' && watch.progress !== 'answered') pending.add(watch);
     return watch;
