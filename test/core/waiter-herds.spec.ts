@@ -90,7 +90,10 @@ describe(`${WAITERS} waiters: the cost of a stream reset and of a session loss (
     session.lose('declared lost by the test');
     const outcomes = await Promise.all(waits);
     await waitFor(() => rpcs.completed === rpcs.calls.length, { message: 'the revoke answered' });
-    console.log(`herd: session loss: ${rpcs.calls.length} calls (${rpcs.calls.join(', ') || 'none'}) for ${WAITERS} waiters`);
+    const counts = new Map<string, number>();
+    for (const call of rpcs.calls) counts.set(call, (counts.get(call) ?? 0) + 1);
+    const byCall = [...counts].map(([call, n]) => `${n} ${call}`);
+    console.log(`herd: session loss: ${rpcs.calls.length} calls (${byCall.join(', ') || 'none'}) for ${WAITERS} waiters`);
     expect(outcomes.every(o => o instanceof LockLostError)).toBe(true);
     expect(rpcs.calls).toEqual(['Lease.leaseRevoke']);
     expect((await holder.inspect('r')).waiters).toEqual([]);
