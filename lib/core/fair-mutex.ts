@@ -19,7 +19,6 @@ const WATCH_RETRY_MS = 50;
 /** How long a failed acquisition waits for its key's deletion before rejecting anyway. */
 const CLEANUP_GRACE_MS = 250;
 
-
 /**
  * When one stream failure wakes many waiters, each re-reads after a random pause of up to this
  * much per waiter woken (at most {@link MAX_SPREAD_MS}), so that 10,000 waiters cost 10,000 reads
