@@ -1,6 +1,6 @@
 import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
-import { LockClientClosedError } from './errors.js';
+import { Etcd3, EtcdLeaseInvalidError, isRecoverableError } from 'etcd3';
+import { LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { FairMutex } from './fair-mutex.js';
 import type { LockHandle } from './handle.js';
@@ -102,8 +102,18 @@ export class EtcdLockClient extends LockClient {
   }
 
   protected async acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
+    const started = performance.now();
     const session = await this.session(ttl, this.options.dialTimeout);
-    return this.mutex.acquire(session, resource, options);
+    try {
+      return await this.mutex.acquire(session, resource, options);
+    } catch (err) {
+      // Only the put that queues us names the lease: etcd no longer knew it (revoked, or expired
+      // before our session noticed), so nothing was queued or held. The session is lost now;
+      // queue once more on a fresh lease rather than fail an acquisition that never started.
+      if (!(err instanceof LockLostError && err.cause instanceof EtcdLeaseInvalidError)) throw err;
+      const fresh = await this.session(ttl, this.options.dialTimeout);
+      return this.mutex.acquire(fresh, resource, { ...options, waitTimeoutMs: options.waitTimeoutMs - (performance.now() - started) });
+    }
   }
 
   /** The live session for a TTL, opening a fresh one after a loss. */

@@ -92,9 +92,10 @@ export class FairMutex {
       audit.add(handle);
       return handle;
     } catch (err) {
+      const failure = this.failure(scope, err, resource);
       if (err instanceof EtcdLeaseInvalidError) {
         // etcd no longer knows our lease: every key on it is gone. The next acquisition opens another.
-        session.lose('etcd reports that the lease no longer exists');
+        session.lose('etcd reports that the lease no longer exists', err);
       }
       // A lost or closed session's keys go with its lease (revoked or expiring): one delete per
       // waiter would only repeat the revoke, N times over when N waiters lose it at once.
@@ -106,7 +107,7 @@ export class FairMutex {
         // whole request timeout, and the rejection must not come that much later than the wait timeout.
         await Promise.race([cleanup, delay(CLEANUP_GRACE_MS, { unref: true })]);
       }
-      throw this.failure(scope, err, resource);
+      throw failure;
     } finally {
       scope.dispose();
     }
