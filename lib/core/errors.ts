@@ -67,9 +67,23 @@ export class EtcdAuthenticationError extends LockError {
   }
 }
 
-/** The lock client was closed (application shutdown); no new lock can be taken. */
+/**
+ * etcd (or the etcd3 client) failed in a way that retrying will not change: a response that does
+ * not decode, a request etcd rejects as malformed, an internal client error. `cause` holds the
+ * original error.
+ */
+export class EtcdRequestError extends LockError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`etcd request failed: ${reason}`, options);
+  }
+}
+
+/**
+ * The lock client was closed (application shutdown); no new lock can be taken, and acquisitions
+ * still waiting when it closed reject with this error.
+ */
 export class LockClientClosedError extends LockError {
-  constructor() {
-    super('The lock client is closed');
+  constructor(options?: { cause?: unknown }) {
+    super('The lock client is closed', options);
   }
 }

@@ -1,6 +1,6 @@
 import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
-import { LockClientClosedError } from './errors.js';
+import { Etcd3, EtcdLeaseInvalidError, isRecoverableError } from 'etcd3';
+import { LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { FairMutex } from './fair-mutex.js';
 import type { LockHandle } from './handle.js';
@@ -82,21 +82,38 @@ export class EtcdLockClient extends LockClient {
   /**
    * Stops taking locks, revokes every lease (deleting all our keys at once, so waiters elsewhere
    * proceed immediately), and closes the etcd client unless it was given to us.
-   * Held locks' signals abort with LockLostError; pending acquisitions reject.
+   * Held locks' signals abort with LockLostError; pending acquisitions reject with
+   * LockClientClosedError. Returns within `requestTimeout` whatever etcd does: a revoke that has
+   * not answered by then is abandoned (the lease then expires after its TTL).
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const sessions = await Promise.allSettled([...this.sessions.values()]);
-    this.sessions.clear();
-    await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
-    await this.mutex.settled();
+    this.mutex.close();
+    const releaseAll = async () => {
+      const sessions = await Promise.allSettled([...this.sessions.values()]);
+      this.sessions.clear();
+      await Promise.allSettled(sessions.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+      await this.mutex.settled();
+    };
+    const gaveUp = await withinMs(releaseAll(), this.options.requestTimeout);
+    if (gaveUp) this.options.logger.warn(`closing the lock client: etcd did not answer within ${this.options.requestTimeout} ms; leases left to expire`);
     if (!this.options.client) this.etcd.close();
   }
 
   protected async acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
+    const started = performance.now();
     const session = await this.session(ttl, this.options.dialTimeout);
-    return this.mutex.acquire(session, resource, options);
+    try {
+      return await this.mutex.acquire(session, resource, options);
+    } catch (err) {
+      // Only the put that queues us names the lease: etcd no longer knew it (revoked, or expired
+      // before our session noticed), so nothing was queued or held. The session is lost now;
+      // queue once more on a fresh lease rather than fail an acquisition that never started.
+      if (!(err instanceof LockLostError && err.cause instanceof EtcdLeaseInvalidError)) throw err;
+      const fresh = await this.session(ttl, this.options.dialTimeout);
+      return this.mutex.acquire(fresh, resource, { ...options, waitTimeoutMs: options.waitTimeoutMs - (performance.now() - started) });
+    }
   }
 
   /** The live session for a TTL, opening a fresh one after a loss. */
@@ -148,4 +165,17 @@ function createEtcdClient(options: ResolvedLockOptions): Etcd3 {
     },
     ...options.etcdOptions,
   });
+}
+
+/** Waits for `work` at most `ms`; resolves true when it gave up waiting. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>(resolve => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => false, () => false), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,6 +1,6 @@
-import type { Etcd3, Watcher } from 'etcd3';
-import { DeletionWatch } from './deletion-watch.js';
-import { EtcdUnavailableError, LockBusyError, LockLostError } from './errors.js';
+import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
+import type { DeletionWatch, WatchWake } from './deletion-watch.js';
+import { EtcdUnavailableError, LockBusyError, LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
 import { HeldKeysAudit } from './held-keys-audit.js';
@@ -11,12 +11,24 @@ import type { LockLogger } from './logger.js';
 import type { Enqueued, QueueStore, QueueView } from './queue-store.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
+import { WatchChannel } from './watch-channel.js';
 
 /** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
 const WATCH_RETRY_MS = 50;
 
 /** How long a failed acquisition waits for its key's deletion before rejecting anyway. */
 const CLEANUP_GRACE_MS = 250;
+
+/**
+ * When one stream failure wakes many waiters, each re-reads after a random pause of up to this
+ * much per waiter woken (at most {@link MAX_SPREAD_MS}), so that 10,000 waiters cost 10,000 reads
+ * spread over a second rather than 10,000 at once.
+ */
+const SPREAD_PER_WAITER_MS = 0.1;
+const MAX_SPREAD_MS = 1000;
+
+/** What ended one wait for the predecessor's deletion. */
+type Wake = WatchWake | 'recheck' | { armedAt: string };
 
 /**
  * etcd's `concurrency.Mutex` algorithm, made exact and fast:
@@ -33,12 +45,10 @@ export class FairMutex {
   private sequence = 0;
   private readonly background = new Set<Promise<void>>();
   private readonly audits = new WeakMap<Session, HeldKeysAudit>();
-  /**
-   * etcd3 tears its shared watch stream down when the last watcher goes, so a process waiting for
-   * one lock at a time would open a new gRPC stream for every wait (~3.5 ms instead of ~0.5 ms to
-   * arm a watch). One idle watch, on a key no lock ever uses, keeps the stream open.
-   */
-  private idleWatch: Watcher | undefined;
+  private readonly channel: WatchChannel;
+  /** Waiters woken by the last stream failure, and when it struck (for the re-read spread). */
+  private burst = { at: -Infinity, size: 0 };
+  private closing = false;
 
   constructor(
     private readonly client: Etcd3,
@@ -46,7 +56,12 @@ export class FairMutex {
     private readonly keyPrefix: string,
     private readonly logger: LockLogger,
     private readonly events: LockEvents,
-  ) {}
+  ) {
+    // Lock keys always end in `/<lease>_<n>`, so `<prefix>\0` is never one of them.
+    // A create normally takes ~1 ms, but thousands of waiters queueing at once can keep this
+    // process busy for a second or more: the request timeout bounds it, as it bounds any call.
+    this.channel = new WatchChannel(client, `${keyPrefix}\0`, store.requestTimeoutMs, logger);
+  }
 
   async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
     const prefix = resourcePrefix(this.keyPrefix, resource);
@@ -65,7 +80,8 @@ export class FairMutex {
           ? { revision: enqueued.revision, ownExists: true, predecessor: enqueued.predecessor }
           : await scope.race(this.store.view(prefix, key, createRevision));
       if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
-      await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
+      this.channel.noteRevision(view.revision);
+      await this.waitForTurn(scope, session, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
       const audit = this.auditOf(session);
@@ -76,17 +92,33 @@ export class FairMutex {
       audit.add(handle);
       return handle;
     } catch (err) {
-      const cleanup = this.abandon(session, key, createRevision, put);
-      this.track(cleanup);
-      // Remove our key before rejecting, so the caller never finds its own failed attempt still
-      // queued, but only within a short grace: with etcd unreachable the delete could take a whole
-      // request timeout, and the rejection must not come that much later than the wait timeout.
-      // (A lost session's keys go with its lease anyway.)
-      if (session.alive) await Promise.race([cleanup, delay(CLEANUP_GRACE_MS, { unref: true })]);
-      throw scope.aborted ? scope.reason : toLockError(err, `acquiring lock "${resource}"`);
+      const failure = this.failure(scope, err, resource);
+      if (err instanceof EtcdLeaseInvalidError) {
+        // etcd no longer knows our lease: every key on it is gone. The next acquisition opens another.
+        session.lose('etcd reports that the lease no longer exists', err);
+      }
+      // A lost or closed session's keys go with its lease (revoked or expiring): one delete per
+      // waiter would only repeat the revoke, N times over when N waiters lose it at once.
+      if (session.alive) {
+        const cleanup = this.abandon(session, key, createRevision, put);
+        this.track(cleanup);
+        // Remove our key before rejecting, so the caller never finds its own failed attempt still
+        // queued, but only within a short grace: with etcd unreachable the delete could take a
+        // whole request timeout, and the rejection must not come that much later than the wait timeout.
+        await Promise.race([cleanup, delay(CLEANUP_GRACE_MS, { unref: true })]);
+      }
+      throw failure;
     } finally {
       scope.dispose();
     }
+  }
+
+  /** The error an acquisition that failed with `err` rejects with. */
+  private failure(scope: WaitScope, err: unknown, resource: string): unknown {
+    // Cut off by close(): whatever ended the wait (the session's end, a refused request), the cause is the shutdown.
+    if (this.closing && !(scope.aborted && !(scope.reason instanceof LockLostError))) return new LockClientClosedError();
+    if (scope.aborted) return scope.reason;
+    return toLockError(err, `acquiring lock "${resource}"`, resource);
   }
 
   private auditOf(session: Session): HeldKeysAudit {
@@ -98,22 +130,23 @@ export class FairMutex {
     return audit;
   }
 
-  /** Settles once every background key deletion has finished, and drops the idle watch. */
-  async settled(): Promise<void> {
-    while (this.background.size > 0) await Promise.allSettled([...this.background]);
-    await this.idleWatch?.cancel().catch(() => undefined);
-    this.idleWatch = undefined;
+  /**
+   * Starts shutting down: waiters cut off from now on reject with LockClientClosedError, and the
+   * idle watch goes without waiting for etcd to confirm its cancel (a stalled stream never does).
+   */
+  close(): void {
+    this.closing = true;
+    this.channel.close();
   }
 
-  private keepWatchStreamOpen(): void {
-    if (this.idleWatch) return;
-    // Lock keys always end in `/<lease>_<n>`, so `<prefix>\0` is never one of them.
-    this.idleWatch = this.client.watch().key(`${this.keyPrefix}\0`).watcher();
-    this.idleWatch.on('error', err => this.logger.debug?.(`idle watch failed: ${String(err)}`));
+  /** Settles once every background key deletion has finished. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   private async waitForTurn(
     scope: WaitScope,
+    session: Session,
     resource: string,
     prefix: string,
     key: string,
@@ -123,6 +156,8 @@ export class FairMutex {
   ): Promise<void> {
     let watch: DeletionWatch | undefined;
     let watchedRevision: string | undefined;
+    /** When this waiter last knew its view current (read it, or had its watch's stream vouched for). */
+    let checkedAt = performance.now();
     try {
       for (;;) {
         if (!view.ownExists) {
@@ -131,32 +166,81 @@ export class FairMutex {
         const predecessor = view.predecessor;
         if (!predecessor) return;
         if (tryOnly) throw new LockBusyError(resource);
+        let wake: Wake;
         if (watch && watchedRevision === predecessor.createRevision) {
-          await scope.race(watch.changed);
-          watch.cancel();
-          watch = undefined;
+          wake = await this.nextWake(scope, session, watch, false);
         } else {
           watch?.cancel();
-          this.keepWatchStreamOpen();
-          watch = new DeletionWatch(this.client, predecessor.key.toString());
+          watch = this.channel.watchDeletion(predecessor.key.toString());
+          watch.onDisconnected(() => this.noteDisconnect());
           watchedRevision = predecessor.createRevision;
-          try {
-            // Armed at the revision we last read: nothing changed in between, the view holds.
-            if ((await scope.race(watch.ready())) === view.revision) continue;
-          } catch (err) {
-            if (scope.aborted) throw err;
-            this.logger.debug?.(`watch on ${predecessor.key.toString()} refused, retrying: ${String(err)}`);
-            watch.cancel();
-            watch = undefined;
-            await scope.race(delay(WATCH_RETRY_MS));
+          wake = await this.nextWake(scope, session, watch, true);
+        }
+        if (wake === 'recheck') {
+          // A create (ours or one ahead of it) unanswered past the arm bound: the stream is stuck.
+          if (this.channel.stalled()) {
+            wake = 'refused';
+          } else if (watch.progress === 'armed') {
+            const since = checkedAt;
+            checkedAt = performance.now();
+            // The stream answers and is up to date: our armed watch would have seen the deletion.
+            if (await scope.race(this.channel.vouch(since))) continue;
           }
+        }
+        if (typeof wake === 'object') {
+          // Armed at the revision we last read: nothing changed in between, the view holds.
+          if (wake.armedAt === view.revision) continue;
+        } else if (wake === 'refused') {
+          this.logger.debug?.(`watch on ${predecessor.key.toString()} refused or unconfirmed; rebuilding the stream and re-reading`);
+          this.channel.rebuild(watch.generation, `a watch create was refused or not confirmed within ${this.channel.armTimeoutMs} ms`);
+          watch.cancel();
+          watch = undefined;
+          await scope.race(delay(WATCH_RETRY_MS));
+        } else if (wake !== 'recheck') {
+          watch.cancel();
+          watch = undefined;
+          if (wake === 'disconnected') await scope.race(delay(Math.random() * this.spreadMs()));
         }
         // The watch only wakes us; the queue itself, read by create revision, decides.
         view = await this.readQueue(scope, prefix, key, createRevision);
+        checkedAt = performance.now();
+        this.channel.noteRevision(view.revision);
       }
     } finally {
       watch?.cancel();
     }
+  }
+
+  /**
+   * Waits for the watch to arm (when fresh) or fire, but never longer than about one renewal
+   * interval: a waiter must not depend on one stream alone (a member that stalls without breaking
+   * the connection, a partitioned one that answers creates but sees no deletion), so at least that
+   * often it re-reads the queue, unless a probe of the stream (one for all waiters) vouches for
+   * it. The pause is jittered so that waiters' checks do not bunch.
+   */
+  private async nextWake(scope: WaitScope, session: Session, watch: DeletionWatch, fresh: boolean): Promise<Wake> {
+    let timer: NodeJS.Timeout | undefined;
+    const recheck = new Promise<Wake>(resolve => {
+      timer = setTimeout(() => resolve('recheck'), ((session.grantedTtl * 1000) / 3) * (0.75 + Math.random() / 2));
+    });
+    const wakes: Array<Promise<Wake>> = [watch.changed, recheck];
+    if (fresh) wakes.push(watch.ready().then(armedAt => ({ armedAt }), () => 'refused' as const));
+    try {
+      return await scope.race(Promise.race(wakes));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Counts the waiters one stream failure wakes: each wakes synchronously, before any re-reads. */
+  private noteDisconnect(): void {
+    const now = performance.now();
+    if (now - this.burst.at > MAX_SPREAD_MS) this.burst = { at: now, size: 0 };
+    this.burst.size++;
+  }
+
+  private spreadMs(): number {
+    return Math.min(MAX_SPREAD_MS, this.burst.size * SPREAD_PER_WAITER_MS);
   }
 
   /**

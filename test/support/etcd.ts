@@ -187,6 +187,19 @@ function etcdctlInvocation(endpoints: string[], args: string[], env?: NodeJS.Pro
   return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...process.env, ETCDCTL_API: '3', ...env } };
 }
 
+/**
+ * Turns etcd's auth on: adds `root` (with `password`) and enables auth, as an operator would with
+ * etcdctl. Start etcd with `--auth-token-ttl=N` in `extraArgs` for short-lived simple tokens.
+ * Resolves with the credentials for the client's `auth` option.
+ */
+export async function enableAuth(endpoints: string[], password = 'root-pw'): Promise<{ username: string; password: string }> {
+  for (const args of [['user', 'add', `root:${password}`], ['auth', 'enable']]) {
+    const res = await etcdctl(endpoints, args);
+    if (res.code !== 0) throw new Error(`etcdctl ${args.join(' ')} failed: ${res.stderr}`);
+  }
+  return { username: 'root', password };
+}
+
 /** Run `etcdctl --endpoints=<endpoints> ...args` (ETCDCTL_API=3) to completion. Never rejects on a non-zero exit. */
 export function etcdctl(endpoints: string[], args: string[], options: EtcdctlOptions = {}): Promise<EtcdctlResult> {
   const timeoutMs = options.timeoutMs ?? 10_000;
