@@ -45,10 +45,14 @@ describe('session clocks and keepalive stream', () => {
   let client: Etcd3;
   const sessions: Session[] = [];
 
-  const open = async (clock?: SessionClock) => {
+  /** A session that has renewed its lease once; `renewals()` counts its acknowledged renewals. */
+  const openRenewed = async (clock?: SessionClock) => {
     const session = await Session.open(client, { ttl: TTL_S, requestTimeoutMs: 1000, logger: silentLogger, clock });
     sessions.push(session);
-    return session;
+    let renewed = 0;
+    session.onRenewed(() => renewed++);
+    await waitFor(() => renewed >= 1, { timeoutMs: 3000, message: 'a renewal acknowledged' });
+    return { session, renewals: () => renewed };
   };
 
   beforeAll(async () => {
@@ -76,10 +80,7 @@ describe('session clocks and keepalive stream', () => {
   it('a host suspend (wall clock ahead, monotonic clock stopped) declares the loss at once and at the next timer', async () => {
     let wallOffsetMs = 0;
     const clock: SessionClock = { monotonic: () => performance.now(), wall: () => Date.now() + wallOffsetMs };
-    const session = await open(clock);
-    let renewed = 0;
-    session.onRenewed(() => renewed++);
-    await waitFor(() => renewed >= 1, { timeoutMs: 3000, message: 'a renewal acknowledged' });
+    const { session } = await openRenewed(clock);
     const ended = new Promise<{ reason: string; at: number }>(resolve => session.onEnd(end => resolve({ reason: end.reason, at: performance.now() })));
     expect(session.alive).toBe(true);
 
@@ -95,10 +96,7 @@ describe('session clocks and keepalive stream', () => {
 
   it('a keepalive stream that stops answering is replaced once its keepalive is overdue, not at the next renewal tick', async () => {
     const streams = recordStreams(client);
-    const session = await open();
-    let renewed = 0;
-    session.onRenewed(() => renewed++);
-    await waitFor(() => renewed >= 1, { timeoutMs: 3000, message: 'a renewal acknowledged' });
+    const { session } = await openRenewed();
     expect(streams).toHaveLength(1);
     const first = streams[0]!;
     const answered = first.writes.length;
@@ -116,10 +114,7 @@ describe('session clocks and keepalive stream', () => {
 
   it('an answer arriving on an abandoned keepalive stream does not extend the deadline', async () => {
     const streams = recordStreams(client);
-    const session = await open();
-    let renewed = 0;
-    session.onRenewed(() => renewed++);
-    await waitFor(() => renewed >= 1, { timeoutMs: 3000, message: 'a renewal acknowledged' });
+    const { session, renewals } = await openRenewed();
 
     etcd.members[0]!.pause();
     // The session gives up on the first stream and writes its keepalive on a second one.
@@ -128,12 +123,12 @@ describe('session clocks and keepalive stream', () => {
       intervalMs: 5,
       message: 'a keepalive written on a second stream',
     });
-    const renewalsBefore = renewed;
+    const renewalsBefore = renewals();
     const remainingBefore = session.remainingMs;
     // An answer (TTL granted in full) arrives late on the abandoned stream, as it does when the
     // stream's bytes were only delayed.
     (streams[0]!.stream as unknown as NodeJS.EventEmitter).emit('data', { ID: session.leaseId, TTL: String(TTL_S), header: {} } as unknown as ILeaseKeepAliveResponse);
-    expect(renewed).toBe(renewalsBefore);
+    expect(renewals()).toBe(renewalsBefore);
     expect(session.remainingMs).toBeLessThanOrEqual(remainingBefore);
   });
 });
