@@ -22,7 +22,8 @@
  * `setDelay({ both: { minMs: 100, maxMs: 400 } })` draws each chunk's delay from that range
  * (jitter). Bytes never overtake each other on a connection: a chunk leaves no earlier than the
  * one before it, whatever its own delay. Delays apply to chunks as they arrive at the proxy, so
- * `setDelay({})` lets new bytes through at once once those still held have left.
+ * `setDelay({})` lets new bytes through at once once those still held have left. A side that
+ * closes its connection still has what it sent before delivered, then the other side is closed.
  *
  * Every socket is tracked; `close()` destroys them all and closes the listener.
  */
@@ -66,6 +67,8 @@ interface Pair {
   server: net.Socket;
   /** Bytes were dropped on this connection: it cannot carry on after a heal. */
   tainted: boolean;
+  /** Drops the delayed bytes of each direction (when the pair is torn down). */
+  held: Array<{ drop(): void }>;
 }
 
 function drawDelay(delay: Delay | undefined): number {
@@ -91,6 +94,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
 
   const destroyPair = (pair: Pair, reset: boolean) => {
     pairs.delete(pair);
+    for (const way of pair.held) way.drop();
     if (reset) {
       pair.client.resetAndDestroy();
       pair.server.resetAndDestroy();
@@ -108,13 +112,14 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       return;
     }
     const upstream = net.connect({ host: targetHost, port: targetPort, noDelay: true });
-    const pair: Pair = { client, server: upstream, tainted: false };
+    const pair: Pair = { client, server: upstream, tainted: false, held: [] };
     pairs.add(pair);
     const forward = (from: net.Socket, to: net.Socket, toClient: boolean) => {
       const way = toClient ? 'toClient' : 'toServer';
       // Chunks held by a delay, in arrival order; one timer for the head keeps them in order.
       const queue: Array<{ due: number; chunk: Buffer }> = [];
       let timer: NodeJS.Timeout | undefined;
+      let onDrained: (() => void) | undefined;
       const send = (chunk: Buffer) => {
         if (to.destroyed) return;
         to.write(chunk);
@@ -127,6 +132,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
           send(queue.shift()!.chunk);
         }
         if (queue.length > 0) timer = setTimeout(pump, Math.max(1, queue[0]!.due - performance.now()));
+        else onDrained?.();
       };
       from.on('data', (chunk: Buffer) => {
         if (drops(toClient)) {
@@ -143,19 +149,26 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
         delayed[way]++;
         timer ??= setTimeout(pump, due - now);
       });
-      from.once('close', () => {
-        clearTimeout(timer);
-        delayed[way] -= queue.length;
-        queue.length = 0;
+      pair.held.push({
+        drop() {
+          clearTimeout(timer);
+          delayed[way] -= queue.length;
+          queue.length = 0;
+        },
       });
+      /** Once `from` is gone, what it sent still arrives (as on a slow link), then `to` is closed. */
+      return (close: () => void) => {
+        if (queue.length === 0) close();
+        else onDrained = close;
+      };
     };
-    forward(client, upstream, false);
-    forward(upstream, client, true);
+    const afterToServer = forward(client, upstream, false);
+    const afterToClient = forward(upstream, client, true);
     const end = () => destroyPair(pair, false);
-    for (const socket of [client, upstream]) {
-      socket.on('error', end);
-      socket.on('close', end);
-    }
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', () => afterToServer(end));
+    upstream.on('close', () => afterToClient(end));
   });
 
   await new Promise<void>((resolve, reject) => {
