@@ -3,7 +3,7 @@ import { DeletionWatch } from './deletion-watch.js';
 import { EtcdUnavailableError, LockBusyError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
-import { HeldKeysAudit } from './held-keys-audit.js';
+import { LeaseKeysAudit } from './lease-keys-audit.js';
 import { resourcePrefix } from './keys.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
@@ -32,7 +32,7 @@ const CLEANUP_GRACE_MS = 250;
 export class FairMutex {
   private sequence = 0;
   private readonly background = new Set<Promise<void>>();
-  private readonly audits = new WeakMap<Session, HeldKeysAudit>();
+  private readonly audits = new WeakMap<Session, LeaseKeysAudit>();
   /**
    * etcd3 tears its shared watch stream down when the last watcher goes, so a process waiting for
    * one lock at a time would open a new gRPC stream for every wait (~3.5 ms instead of ~0.5 ms to
@@ -52,6 +52,8 @@ export class FairMutex {
     const prefix = resourcePrefix(this.keyPrefix, resource);
     const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
     const scope = new WaitScope(resource, options, session);
+    const audit = this.auditOf(session);
+    const acquisitionEnded = audit.begin(key);
     let put: Promise<Enqueued> | undefined;
     let createRevision: string | undefined;
     try {
@@ -68,7 +70,6 @@ export class FairMutex {
       await this.waitForTurn(scope, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
-      const audit = this.auditOf(session);
       const handle = new LockHandle(resource, key, BigInt(revision), session, held => {
         audit.delete(held);
         return this.deleteKey(session, key, revision);
@@ -86,13 +87,14 @@ export class FairMutex {
       throw scope.aborted ? scope.reason : toLockError(err, `acquiring lock "${resource}"`);
     } finally {
       scope.dispose();
+      acquisitionEnded();
     }
   }
 
-  private auditOf(session: Session): HeldKeysAudit {
+  private auditOf(session: Session): LeaseKeysAudit {
     let audit = this.audits.get(session);
     if (!audit) {
-      audit = new HeldKeysAudit(this.client, session, this.store.requestTimeoutMs, this.logger);
+      audit = new LeaseKeysAudit(this.client, session, this.store, this.keyPrefix, this.logger);
       this.audits.set(session, audit);
     }
     return audit;
