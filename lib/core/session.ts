@@ -167,14 +167,17 @@ export class Session implements LockLease {
 
   /**
    * Declares the session lost: listeners fire now. The lease is revoked (best-effort) only once
-   * the server itself could have expired it, so that holders keep the whole margin to stop before
-   * anyone else is granted their locks; with `leaseGone` (etcd said so) at once.
+   * the server itself could have expired it and at least the margin from now, so that holders
+   * keep the whole margin to stop before anyone else is granted their locks; with `leaseGone`
+   * (etcd said so) at once.
    */
   lose(reason: string, cause?: unknown, { leaseGone = false } = {}): void {
     if (!this.finish({ reason, cause })) return;
     this.options.logger.warn(`etcd lease ${this.leaseHex} lost: ${reason}`);
+    // The margin counts from now, when holders are told, even if this process noticed the
+    // deadline late (a busy event loop): they get all of it.
     const earliestServerExpiry = this.lastRenewal.mono + this.grantedTtl * 1000;
-    const waitMs = leaseGone ? 0 : Math.max(0, earliestServerExpiry - this.clock.monotonic());
+    const waitMs = leaseGone ? 0 : Math.max(this.marginMs, earliestServerExpiry - this.clock.monotonic());
     // Unref'd: a process that exits meanwhile leaves the lease to expire on the server.
     this.revokeTimer = setTimeout(() => void this.revokeOnce().catch(() => undefined), waitMs);
     this.revokeTimer.unref();

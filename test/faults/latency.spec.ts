@@ -282,11 +282,12 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     await lock.release();
   });
 
-  it('watch creates delayed (both ways 100–400 ms jitter, then one create held 2 s > requestTimeout) while the holder releases: waiters are still granted, in order, without overlap', async () => {
+  it('watch creates delayed (both ways 100–400 ms jitter, then one create held 3 s > requestTimeout) while the holder releases: waiters are still granted, in order, without overlap', async () => {
     const prefix = 'slow-watch/';
     const resource = 'watched';
     const through = await proxy();
-    const waiterClient = lockClient([through.url], prefix, { ttl: 10, requestTimeout: 1000 });
+    // requestTimeout 2 s: a put through the jitter (RTT up to 0.8 s) must not time out under load.
+    const waiterClient = lockClient([through.url], prefix, { ttl: 10, requestTimeout: 2000 });
     const holderClient = lockClient(etcd.endpoints, prefix, { ttl: 10 });
     await waiterClient.connect();
     await warmUp(waiterClient, [through]);
@@ -296,7 +297,7 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     const handoffs: number[] = [];
     const rounds: Array<{ name: string; spec: DelaySpec; holdCreateMs?: number }> = [
       ...Array.from({ length: 4 }, (_, i) => ({ name: `jitter ${i + 1}`, spec: { both: { minMs: 100, maxMs: 400 } } })),
-      { name: 'create held 2 s', spec: {}, holdCreateMs: 2000 },
+      { name: 'create held 3 s', spec: {}, holdCreateMs: 3000 },
     ];
     try {
       for (const round of rounds) {
@@ -332,7 +333,7 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     const overlapping = overlaps(sections);
     const tokensRise = grants.every((g, i) => i === 0 || g.token > grants[i - 1]!.token);
     report({
-      scenario: 'watch creates delayed (100–400 ms jitter both ways; one create held 2 s > requestTimeout 1 s) as the holder releases',
+      scenario: 'watch creates delayed (100–400 ms jitter both ways; one create held 3 s > requestTimeout 2 s) as the holder releases',
       bound: 'waiters still granted, in order, 0 overlaps, 0 history violations',
       figures: {
         rounds: rounds.length,
