@@ -21,9 +21,12 @@ export class EtcdLockClient extends LockClient {
   readonly etcd: Etcd3;
   private readonly store: QueueStore;
   private readonly mutex: FairMutex;
-  /** One session per lease TTL in use; nearly always just the default one. */
+  /** One session per lease TTL in use (pending or live); nearly always just the default one. */
   private readonly sessions = new Map<number, Promise<Session>>();
+  /** The latest session granted per TTL, kept after its loss so that status() reports it. */
   private readonly resolvedSessions = new Map<number, Session>();
+  /** The entry of `sessions` each session was granted through. */
+  private readonly grantedBy = new WeakMap<Session, Promise<Session>>();
   private closed = false;
 
   constructor(options: LockClientOptions = {}) {
@@ -41,11 +44,15 @@ export class EtcdLockClient extends LockClient {
     await this.ping(this.options.dialTimeout);
   }
 
+  /**
+   * The state of the lease for a TTL. After a loss it stays `lost` until a fresh lease is granted
+   * (the client asks for one at once, and again with backoff while etcd does not answer), then
+   * `alive`.
+   */
   status(ttl = this.options.ttl): SessionStatus {
     if (this.closed) return { state: 'closed' };
-    if (!this.sessions.has(ttl)) return { state: 'idle' };
     const session = this.resolvedSessions.get(ttl);
-    if (!session) return { state: 'connecting' };
+    if (!session) return { state: this.sessions.has(ttl) ? 'connecting' : 'idle' };
     return {
       state: !session.alive ? 'lost' : session.renewalOverdue ? 'renewing' : 'alive',
       leaseId: session.leaseHex,
@@ -123,16 +130,21 @@ export class EtcdLockClient extends LockClient {
     if (current && !current.alive) this.forget(ttl, current);
     let pending = this.sessions.get(ttl);
     if (!pending) {
-      pending = Session.open(this.etcd, { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger }, timeoutMs);
-      this.sessions.set(ttl, pending);
-      pending.then(
+      const opening = Session.open(this.etcd, { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger }, timeoutMs);
+      pending = opening;
+      this.sessions.set(ttl, opening);
+      opening.then(
         session => {
-          if (this.sessions.get(ttl) !== pending) return;
+          if (this.sessions.get(ttl) !== opening) return;
           this.resolvedSessions.set(ttl, session);
-          session.onEnd(() => this.forget(ttl, session));
+          this.grantedBy.set(session, opening);
+          session.onEnd(() => {
+            this.forget(ttl, session);
+            this.reopenAfterLoss(ttl);
+          });
         },
         () => {
-          if (this.sessions.get(ttl) === pending) this.sessions.delete(ttl);
+          if (this.sessions.get(ttl) === opening) this.sessions.delete(ttl);
         },
       );
     }
@@ -144,12 +156,29 @@ export class EtcdLockClient extends LockClient {
     return session;
   }
 
+  /** Lets the next acquisition open a fresh lease; status() reports the lost one until then. */
   private forget(ttl: number, session: Session): void {
-    if (this.resolvedSessions.get(ttl) !== session) return;
-    this.resolvedSessions.delete(ttl);
-    this.sessions.delete(ttl);
+    if (this.sessions.get(ttl) === this.grantedBy.get(session)) this.sessions.delete(ttl);
+  }
+
+  /**
+   * Grants a fresh lease after a loss without waiting for the next acquisition, so that status()
+   * (and a health check built on it) recovers once etcd answers again, even in an application
+   * that takes no lock until it is reported healthy.
+   */
+  private reopenAfterLoss(ttl: number, pauseMs = REOPEN_FIRST_MS): void {
+    if (this.closed || this.sessions.has(ttl)) return;
+    this.session(ttl, this.options.dialTimeout).catch(() => {
+      if (this.closed) return;
+      const timer = setTimeout(() => this.reopenAfterLoss(ttl, Math.min(pauseMs * 2, REOPEN_MAX_MS)), pauseMs);
+      timer.unref();
+    });
   }
 }
+
+/** Backoff of the lease grants retried after a loss, while etcd does not answer. */
+const REOPEN_FIRST_MS = 250;
+const REOPEN_MAX_MS = 5000;
 
 /**
  * etcd3's default breaker shuts a host out for 5 s after three failures; with one endpoint that

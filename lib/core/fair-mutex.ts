@@ -3,7 +3,7 @@ import type { DeletionWatch, WatchWake } from './deletion-watch.js';
 import { EtcdUnavailableError, LockBusyError, LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
-import { HeldKeysAudit } from './held-keys-audit.js';
+import { LeaseKeysAudit } from './lease-keys-audit.js';
 import { resourcePrefix } from './keys.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
@@ -44,7 +44,7 @@ type Wake = WatchWake | 'recheck' | { armedAt: string };
 export class FairMutex {
   private sequence = 0;
   private readonly background = new Set<Promise<void>>();
-  private readonly audits = new WeakMap<Session, HeldKeysAudit>();
+  private readonly audits = new WeakMap<Session, LeaseKeysAudit>();
   private readonly channel: WatchChannel;
   /** Waiters woken by the last stream failure, and when it struck (for the re-read spread). */
   private burst = { at: -Infinity, size: 0 };
@@ -67,6 +67,8 @@ export class FairMutex {
     const prefix = resourcePrefix(this.keyPrefix, resource);
     const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
     const scope = new WaitScope(resource, options, session);
+    const audit = this.auditOf(session);
+    const acquisitionEnded = audit.begin(key);
     let put: Promise<Enqueued> | undefined;
     let createRevision: string | undefined;
     try {
@@ -84,7 +86,6 @@ export class FairMutex {
       await this.waitForTurn(scope, session, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
-      const audit = this.auditOf(session);
       const handle = new LockHandle(resource, key, BigInt(revision), session, held => {
         audit.delete(held);
         return this.deleteKey(session, key, revision);
@@ -110,6 +111,7 @@ export class FairMutex {
       throw failure;
     } finally {
       scope.dispose();
+      acquisitionEnded();
     }
   }
 
@@ -121,10 +123,10 @@ export class FairMutex {
     return toLockError(err, `acquiring lock "${resource}"`, resource);
   }
 
-  private auditOf(session: Session): HeldKeysAudit {
+  private auditOf(session: Session): LeaseKeysAudit {
     let audit = this.audits.get(session);
     if (!audit) {
-      audit = new HeldKeysAudit(this.client, session, this.store.requestTimeoutMs, this.logger);
+      audit = new LeaseKeysAudit(this.client, session, this.store, this.keyPrefix, this.logger);
       this.audits.set(session, audit);
     }
     return audit;

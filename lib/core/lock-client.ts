@@ -28,7 +28,7 @@ export interface AcquireOneOptions {
 
 /**
  * State of the client's lease, for health checks: `alive`; `renewing` (alive, but a renewal is
- * overdue); `lost` (a fresh lease will be granted on the next acquisition); `connecting`; `idle`
+ * overdue); `lost` (until a fresh lease is granted: the client asks for one at once); `connecting`; `idle`
  * (no lease yet: lazy start); `closed`.
  */
 export interface SessionStatus {

@@ -107,6 +107,17 @@ export class QueueStore {
     await this.client.kv.deleteRange({ key: Buffer.from(key) }, this.callOptions());
   }
 
+  /**
+   * Deletes those of `keys` that exist, each only with the create revision just read (two round
+   * trips for any number of keys); resolves with the keys deleted.
+   */
+  async deleteExisting(keys: string[]): Promise<string[]> {
+    const read = await this.txns.txn({ compare: [], success: keys.map(key => ({ range: { key: Buffer.from(key) } })) }, this.callOptions());
+    const found = read.ranges.flatMap(range => range.slice(0, 1));
+    await Promise.all(found.map(kv => this.deleteOwn(kv.key.toString(), kv.createRevision)));
+    return found.map(kv => kv.key.toString());
+  }
+
   /** All keys of a resource's queue, holder first. */
   async queue(prefix: string): Promise<LockQueueEntry[]> {
     const res = await this.client.kv.range(

@@ -1,7 +1,7 @@
 import { runWhileHeld } from '../core/handle.js';
 import type { LockLogger } from '../core/logger.js';
 import type { TickClaims, TickOverlap } from '../core/tick-claims.js';
-import { lockScope } from '../nest/lock-context.js';
+import { lockScope } from '../nest/held-locks.js';
 import type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
 import type { TickSchedule } from './tick-schedule.js';
 
@@ -48,8 +48,9 @@ export class TickRunner {
     const runStarted = performance.now();
     let error: unknown;
     try {
-      const scope = { locks: new Map([[lock.resource, lock]]), current: lock };
-      return await runWhileHeld(lock, [lock], () => lockScope.run(scope, fn));
+      // The tick's lock is no lock client's re-entrant hold: @CurrentLock() sees it, nothing borrows it.
+      const scope = { chains: new Map(), current: lock };
+      return await runWhileHeld(lock, () => lockScope.run(scope, fn), () => lock.release());
     } catch (err) {
       error = err;
       throw err;

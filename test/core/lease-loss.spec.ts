@@ -58,8 +58,10 @@ describe('lease loss while etcd is paused', () => {
       const pausedAt = performance.now();
       const { at, reason } = await withTimeout(lost, 5000, 'the holder signal to abort');
 
-      // The last renewal etcd acknowledged was sent before the pause (or it is the grant itself).
-      const lastAckedSend = Math.max(traffic.grantSentAt.at(-1)!, traffic.acked.at(-1) ?? -Infinity);
+      // The last renewal etcd acknowledged was sent before the pause (or it is the grant itself;
+      // not the grant of the fresh lease the client asks for after the loss, still unanswered).
+      const grantSentAt = traffic.grantSentAt.filter(t => t < pausedAt).at(-1)!;
+      const lastAckedSend = Math.max(grantSentAt, traffic.acked.filter(t => t < pausedAt).at(-1) ?? -Infinity);
       expect(lastAckedSend).toBeLessThan(pausedAt);
       const earliestServerExpiry = lastAckedSend + grantedTtl * 1000;
       const leadMs = earliestServerExpiry - at;

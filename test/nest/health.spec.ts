@@ -3,7 +3,7 @@ import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { EtcdLockModule } from '../../lib/index.js';
+import { EtcdLockModule, LockService } from '../../lib/index.js';
 import { EtcdLockHealthIndicator } from '../../lib/health/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
@@ -25,28 +25,32 @@ class HealthController {
   }
 }
 
-describe('EtcdLockHealthIndicator with @nestjs/terminus (real etcd)', () => {
-  let etcd: EtcdCluster;
-  let app: INestApplication;
-
+/** The health controller's app on its own etcd, started before and closed after the enclosing tests. */
+function healthApp(name: string, ttl: number): { etcd: EtcdCluster; app: INestApplication } {
+  const fixture = {} as { etcd: EtcdCluster; app: INestApplication };
   beforeAll(async () => {
-    etcd = await startEtcd();
+    fixture.etcd = await startEtcd();
     const moduleRef = await Test.createTestingModule({
-      imports: [TerminusModule.forRoot({ logger: false }), EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('health'), ttl: 10, logger: false })],
+      imports: [TerminusModule.forRoot({ logger: false }), EtcdLockModule.forRoot({ hosts: fixture.etcd.endpoints, prefix: uniquePrefix(name), ttl, logger: false })],
       controllers: [HealthController],
       providers: [EtcdLockHealthIndicator],
     }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
+    fixture.app = moduleRef.createNestApplication({ logger: false });
+    await fixture.app.init();
   });
   afterAll(async () => {
-    etcd?.members[0].resume();
-    await app?.close();
-    await etcd?.close();
+    fixture.etcd?.members[0].resume();
+    await fixture.app?.close();
+    await fixture.etcd?.close();
   });
+  return fixture;
+}
+
+describe('EtcdLockHealthIndicator with @nestjs/terminus (real etcd)', () => {
+  const fixture = healthApp('health', 10);
 
   it('reports up with the session state and lease time left', async () => {
-    const res = await request(app.getHttpServer()).get('/health');
+    const res = await request(fixture.app.getHttpServer()).get('/health');
     expect(res.status).toBe(200);
     expect(res.body.details.locks).toMatchObject({ status: 'up', reachable: true, session: 'alive', grantedTtl: 10 });
     expect(res.body.details.locks.leaseTtlLeftMs).toBeGreaterThan(5000);
@@ -54,19 +58,46 @@ describe('EtcdLockHealthIndicator with @nestjs/terminus (real etcd)', () => {
   });
 
   it('reports down when etcd does not answer in time, and up again when it does', async () => {
-    etcd.members[0].pause();
+    fixture.etcd.members[0].pause();
     try {
-      const res = await request(app.getHttpServer()).get('/health');
+      const res = await request(fixture.app.getHttpServer()).get('/health');
       expect(res.status).toBe(503);
       expect(res.body.details.locks).toMatchObject({ status: 'down', reachable: false });
       expect(res.body.details.locks.message).toMatch(/^etcd unavailable/);
     } finally {
-      etcd.members[0].resume();
+      fixture.etcd.members[0].resume();
     }
     // The client reconnects (its circuit breaker half-opens after 500 ms).
-    await waitFor(async () => (await request(app.getHttpServer()).get('/health')).status === 200, {
+    await waitFor(async () => (await request(fixture.app.getHttpServer()).get('/health')).status === 200, {
       timeoutMs: 5000,
       message: 'health up again after etcd resumed',
     });
+  });
+});
+
+describe('EtcdLockHealthIndicator after a lease loss (real etcd paused past the TTL)', () => {
+  const fixture = healthApp('health-loss', 2);
+
+  it('reports the session lost (down) while no lease is alive, and up with a fresh lease once etcd answers, without any acquisition', async () => {
+    const locks = fixture.app.get(LockService);
+    const lock = await locks.acquire('held');
+    const oldLease = lock.leaseId;
+    fixture.etcd.members[0].pause();
+    try {
+      await waitFor(() => lock.signal.aborted, { timeoutMs: 5000, message: 'the held lock lost' });
+      const res = await request(fixture.app.getHttpServer()).get('/health');
+      expect(res.status).toBe(503);
+      expect(res.body.details.locks).toMatchObject({ status: 'down', session: 'lost', leaseTtlLeftMs: 0 });
+    } finally {
+      fixture.etcd.members[0].resume();
+    }
+    await waitFor(async () => (await request(fixture.app.getHttpServer()).get('/health')).status === 200, {
+      timeoutMs: 8000,
+      message: 'health up again after etcd resumed',
+    });
+    const res = await request(fixture.app.getHttpServer()).get('/health');
+    expect(res.body.details.locks).toMatchObject({ status: 'up', session: 'alive' });
+    expect(locks.status().leaseId).not.toBe(oldLease);
+    await lock.release();
   });
 });

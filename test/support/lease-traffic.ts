@@ -4,7 +4,7 @@ import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveRespo
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
 export interface LeaseTraffic {
-  /** performance.now() of each lease grant request. */
+  /** performance.now() of the send of each lease grant request that etcd granted. */
   grantSentAt: number[];
   /** performance.now() of the send of each keepalive that etcd acknowledged with TTL > 0. */
   acked: number[];
@@ -29,9 +29,13 @@ export function recordLeaseTraffic(etcd: Etcd3, options: { busyOnAnswerMs?: numb
     sent: [],
     lastAckedSend: () => Math.max(record.grantSentAt.at(-1) ?? -Infinity, record.acked.at(-1) ?? -Infinity),
   };
-  lease.leaseGrant = (req, options) => {
-    record.grantSentAt.push(performance.now());
-    return grant(req, options);
+  // Recorded once granted: after a loss the client asks for a fresh lease at once, and that
+  // request, unanswered while etcd is unreachable, starts no countdown.
+  lease.leaseGrant = async (req, options) => {
+    const sentAt = performance.now();
+    const granted = await grant(req, options);
+    record.grantSentAt.push(sentAt);
+    return granted;
   };
   lease.leaseKeepAlive = async callOptions => {
     const stream: KeepAliveStream = await keepAlive(callOptions);

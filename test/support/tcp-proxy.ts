@@ -17,12 +17,30 @@
  *   frames), so it is reset at once and the client reconnects.
  * - `reset`: every open connection is destroyed with a TCP RST, and new ones are reset on accept.
  *
+ * Latency, independent of the mode: `setDelay({ toServer: 2500 })` holds every chunk travelling to
+ * etcd for 2.5 s before forwarding it (the bytes still arrive, as on a slow link);
+ * `setDelay({ both: { minMs: 100, maxMs: 400 } })` draws each chunk's delay from that range
+ * (jitter). Bytes never overtake each other on a connection: a chunk leaves no earlier than the
+ * one before it, whatever its own delay. Delays apply to chunks as they arrive at the proxy, so
+ * `setDelay({})` lets new bytes through at once once those still held have left. A side that
+ * closes its connection still has what it sent before delivered, then the other side is closed.
+ *
  * Every socket is tracked; `close()` destroys them all and closes the listener.
  */
 import net from 'node:net';
 
 export type ProxyMode = 'pass' | 'blackhole' | 'reset';
 export type BlackholeDirection = 'both' | 'to-client' | 'to-server';
+
+/** A fixed delay in ms, or a range each chunk's delay is drawn from uniformly. */
+export type Delay = number | { minMs: number; maxMs: number };
+
+/** Delays per direction; `both` applies to a direction not given on its own. */
+export interface DelaySpec {
+  toServer?: Delay;
+  toClient?: Delay;
+  both?: Delay;
+}
 
 export interface TcpProxy {
   /** `http://127.0.0.1:<port>`: use it as an etcd endpoint. */
@@ -37,6 +55,10 @@ export interface TcpProxy {
   /** Bytes forwarded so far, each way. */
   readonly forwarded: { toServer: number; toClient: number };
   setMode(mode: ProxyMode, options?: { direction?: BlackholeDirection }): void;
+  /** Delays the bytes forwarded from now on (see the file's comment); `{}` removes the delay. */
+  setDelay(spec: DelaySpec): void;
+  /** Chunks held by a delay right now, each way. */
+  readonly delayed: { toServer: number; toClient: number };
   close(): Promise<void>;
 }
 
@@ -45,6 +67,14 @@ interface Pair {
   server: net.Socket;
   /** Bytes were dropped on this connection: it cannot carry on after a heal. */
   tainted: boolean;
+  /** Drops the delayed bytes of each direction (when the pair is torn down). */
+  held: Array<{ drop(): void }>;
+}
+
+function drawDelay(delay: Delay | undefined): number {
+  if (delay === undefined) return 0;
+  if (typeof delay === 'number') return delay;
+  return delay.minMs + Math.random() * (delay.maxMs - delay.minMs);
 }
 
 /** Starts a proxy on a free loopback port that forwards to `targetUrl` (`http://host:port`). */
@@ -56,12 +86,15 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   let direction: BlackholeDirection = 'both';
   let accepted = 0;
   const forwarded = { toServer: 0, toClient: 0 };
+  const delayed = { toServer: 0, toClient: 0 };
+  let delays: DelaySpec = {};
   const pairs = new Set<Pair>();
 
   const drops = (toClient: boolean) => mode === 'blackhole' && (direction === 'both' || (toClient ? direction === 'to-client' : direction === 'to-server'));
 
   const destroyPair = (pair: Pair, reset: boolean) => {
     pairs.delete(pair);
+    for (const way of pair.held) way.drop();
     if (reset) {
       pair.client.resetAndDestroy();
       pair.server.resetAndDestroy();
@@ -79,27 +112,63 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       return;
     }
     const upstream = net.connect({ host: targetHost, port: targetPort, noDelay: true });
-    const pair: Pair = { client, server: upstream, tainted: false };
+    const pair: Pair = { client, server: upstream, tainted: false, held: [] };
     pairs.add(pair);
     const forward = (from: net.Socket, to: net.Socket, toClient: boolean) => {
-      from.on('data', chunk => {
+      const way = toClient ? 'toClient' : 'toServer';
+      // Chunks held by a delay, in arrival order; one timer for the head keeps them in order.
+      const queue: Array<{ due: number; chunk: Buffer }> = [];
+      let timer: NodeJS.Timeout | undefined;
+      let onDrained: (() => void) | undefined;
+      const send = (chunk: Buffer) => {
+        if (to.destroyed) return;
+        to.write(chunk);
+        forwarded[way] += chunk.length;
+      };
+      const pump = () => {
+        timer = undefined;
+        while (queue.length > 0 && queue[0]!.due <= performance.now()) {
+          delayed[way]--;
+          send(queue.shift()!.chunk);
+        }
+        if (queue.length > 0) timer = setTimeout(pump, Math.max(1, queue[0]!.due - performance.now()));
+        else onDrained?.();
+      };
+      from.on('data', (chunk: Buffer) => {
         if (drops(toClient)) {
           pair.tainted = true;
           return;
         }
-        if (to.destroyed) return;
-        to.write(chunk);
-        if (toClient) forwarded.toClient += chunk.length;
-        else forwarded.toServer += chunk.length;
+        const now = performance.now();
+        const due = Math.max(now + drawDelay(delays[way] ?? delays.both), queue.at(-1)?.due ?? 0);
+        if (due <= now && queue.length === 0) {
+          send(chunk);
+          return;
+        }
+        queue.push({ due, chunk });
+        delayed[way]++;
+        timer ??= setTimeout(pump, due - now);
       });
+      pair.held.push({
+        drop() {
+          clearTimeout(timer);
+          delayed[way] -= queue.length;
+          queue.length = 0;
+        },
+      });
+      /** Once `from` is gone, what it sent still arrives (as on a slow link), then `to` is closed. */
+      return (close: () => void) => {
+        if (queue.length === 0) close();
+        else onDrained = close;
+      };
     };
-    forward(client, upstream, false);
-    forward(upstream, client, true);
+    const afterToServer = forward(client, upstream, false);
+    const afterToClient = forward(upstream, client, true);
     const end = () => destroyPair(pair, false);
-    for (const socket of [client, upstream]) {
-      socket.on('error', end);
-      socket.on('close', end);
-    }
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', () => afterToServer(end));
+    upstream.on('close', () => afterToClient(end));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -123,6 +192,12 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     },
     get forwarded() {
       return { ...forwarded };
+    },
+    get delayed() {
+      return { ...delayed };
+    },
+    setDelay(spec) {
+      delays = { ...spec };
     },
     setMode(next, options = {}) {
       mode = next;
