@@ -32,6 +32,7 @@ import {
   unregisterPid,
   type RegistryEntry,
 } from './pid-registry.js';
+import { resolveEtcdBinaries, type EtcdLine } from './etcd-builds.js';
 
 // ---------------------------------------------------------------------------
 // Public API
@@ -73,25 +74,16 @@ export interface StartEtcdOptions {
   startTimeoutMs?: number;
 }
 
-function resolveBin(name: string, envVar: string): string {
-  const fromEnv = process.env[envVar];
-  if (fromEnv) return fromEnv;
-  const candidates = [`/usr/bin/${name}`, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, name))];
-  for (const candidate of candidates) {
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return name;
-}
-
-/** '/usr/bin/etcd', else `etcd` from PATH (override with $ETCD_BIN). */
-export const ETCD_BIN: string = resolveBin('etcd', 'ETCD_BIN');
-/** '/usr/bin/etcdctl', else `etcdctl` from PATH (override with $ETCDCTL_BIN). */
-export const ETCDCTL_BIN: string = resolveBin('etcdctl', 'ETCDCTL_BIN');
+/**
+ * The servers under test: $ETCD_BIN / $ETCDCTL_BIN, else the line $ETCD_VERSION names (3.4 =
+ * Debian's /usr/bin/etcd; 3.5, 3.6, 3.7 = pinned Go-module builds, built once into the cache by
+ * Jest's global setup); default 3.6.
+ */
+const BINARIES = resolveEtcdBinaries();
+/** The etcd line under test ('custom' when $ETCD_BIN names the server). */
+export const ETCD_LINE: EtcdLine | 'custom' = BINARIES.line;
+export const ETCD_BIN: string = BINARIES.etcd;
+export const ETCDCTL_BIN: string = BINARIES.etcdctl;
 
 /** Raft timing used by the harness: min lease TTL = ceil(1.5 × 500 ms) = 1 s. */
 export const HEARTBEAT_INTERVAL_MS = 50;

@@ -1,0 +1,3 @@
+module nest-etcd-lock/etcd-builds/server
+
+go 1.26.0
