@@ -163,9 +163,17 @@ export function ensureTool(line: BuiltLine, tool: GoTool, options: BuildOptions 
   return target;
 }
 
+/**
+ * `env` without this module's selectors: etcd reads ETCD_* variables as flags (3.4 refuses to
+ * start with ETCD_VERSION=3.4, a bad value for --version), etcdctl ETCDCTL_*.
+ */
+export function etcdChildEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !['ETCD_VERSION', 'ETCD_BIN', 'ETCDCTL_BIN'].includes(name)));
+}
+
 /** The first line of `etcd --version` ("etcd Version: 3.6.16"), or why there is none. */
 export function versionLine(etcd: string): string {
-  const out = spawnSync(etcd, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const out = spawnSync(etcd, ['--version'], { encoding: 'utf8', timeout: 10_000, env: etcdChildEnv() });
   return (out.stdout ?? '').split('\n')[0]?.trim() || `(${etcd} --version failed: ${out.error?.message ?? out.stderr})`;
 }
 

@@ -32,7 +32,7 @@ import {
   unregisterPid,
   type RegistryEntry,
 } from './pid-registry.js';
-import { resolveEtcdBinaries, type EtcdLine } from './etcd-builds.js';
+import { etcdChildEnv, resolveEtcdBinaries, type EtcdLine } from './etcd-builds.js';
 
 // ---------------------------------------------------------------------------
 // Public API
@@ -84,6 +84,9 @@ const BINARIES = resolveEtcdBinaries();
 export const ETCD_LINE: EtcdLine | 'custom' = BINARIES.line;
 export const ETCD_BIN: string = BINARIES.etcd;
 export const ETCDCTL_BIN: string = BINARIES.etcdctl;
+
+/** The environment of every etcd and etcdctl the harness starts (without the selectors above). */
+const CHILD_ENV: NodeJS.ProcessEnv = etcdChildEnv();
 
 /** Raft timing used by the harness: min lease TTL = ceil(1.5 × 500 ms) = 1 s. */
 export const HEARTBEAT_INTERVAL_MS = 50;
@@ -176,7 +179,7 @@ export interface EtcdctlOptions {
 
 /** etcdctl's arguments and environment for `endpoints` (API v3), shared by every way of running it. */
 function etcdctlInvocation(endpoints: string[], args: string[], env?: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } {
-  return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...process.env, ETCDCTL_API: '3', ...env } };
+  return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...CHILD_ENV, ETCDCTL_API: '3', ...env } };
 }
 
 /** Run `etcdctl --endpoints=<endpoints> ...args` (ETCDCTL_API=3) to completion. Never rejects on a non-zero exit. */
@@ -275,7 +278,7 @@ let noFsyncSupported: boolean | undefined;
 /** etcd 3.4.23 accepts `--unsafe-no-fsync` but does not list it in `etcd --help`; probe the flag parser. */
 function supportsUnsafeNoFsync(): boolean {
   if (noFsyncSupported === undefined) {
-    const probe = spawnSync(ETCD_BIN, ['--unsafe-no-fsync', '--version'], { stdio: 'ignore', timeout: 10_000 });
+    const probe = spawnSync(ETCD_BIN, ['--unsafe-no-fsync', '--version'], { stdio: 'ignore', timeout: 10_000, env: CHILD_ENV });
     noFsyncSupported = probe.status === 0;
   }
   return noFsyncSupported;
@@ -337,7 +340,7 @@ class Member implements EtcdMember {
     this.tail = [];
     this.paused = false;
     this.spawnError = undefined;
-    const child = spawn(ETCD_BIN, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(ETCD_BIN, this.args, { stdio: ['ignore', 'pipe', 'pipe'], env: CHILD_ENV });
     this.child = child;
     child.once('error', (err) => {
       this.spawnError = err;
