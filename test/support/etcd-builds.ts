@@ -9,9 +9,9 @@
  * Line 3.4 is Debian's etcd-server / etcd-client package (etcd 3.4's Go module is not on the
  * proxy); its Go peer is the 3.5 client's Mutex.
  *
- * The sources live once in test/etcd-builds/cmd/<tool>/ and each line's go.mod is applied with
- * `go build -modfile` (to bump a line: in cmd/<tool>, `go get -modfile=../../<line>/<tool>/go.mod
- * go.etcd.io/etcd/...@vX.Y.Z`).
+ * The sources live once (test/etcd-builds/cmd/<tool>/, bench/go/) and each line's go.mod is
+ * applied with `go build -modfile` (to bump a line: in the source directory, `go get
+ * -modfile=<path to test/etcd-builds/<line>/<module>/go.mod> go.etcd.io/etcd/...@vX.Y.Z`).
  *
  * Loaded by Jest's global setup through CommonJS as well as by ESM code: no import.meta here.
  */
@@ -29,13 +29,19 @@ export const DEFAULT_ETCD_LINE: EtcdLine = '3.6';
 /** Lines built from Go modules (3.4 is Debian's package). */
 export type BuiltLine = Exclude<EtcdLine, '3.4'>;
 
-export type GoTool = 'server' | 'etcdctl' | 'client';
+/** What can be built: etcd, etcdctl, the interop tests' Go Mutex peer, the benchmark's Go peer. */
+export type GoTool = 'server' | 'etcdctl' | 'mutex' | 'mutexbench';
 
-/** Where each tool's main package is, relative to its source directory under test/etcd-builds/cmd. */
-const TOOLS: Record<GoTool, { sourceDir: string; pkg: string; binary: string }> = {
-  server: { sourceDir: 'server', pkg: '.', binary: 'etcd' },
-  etcdctl: { sourceDir: 'etcdctl', pkg: 'go.etcd.io/etcd/etcdctl/v3', binary: 'etcdctl' },
-  client: { sourceDir: 'mutex', pkg: '.', binary: 'etcd-mutex' },
+/**
+ * Each tool's main package (`pkg`, built in `sourceDir`, relative to the repository) and the
+ * per-line module it is built with (test/etcd-builds/<line>/<module>/go.mod + go.sum).
+ */
+const TOOLS: Record<GoTool, { sourceDir: string; module: string; pkg: string; binary: string }> = {
+  server: { sourceDir: 'test/etcd-builds/cmd/server', module: 'server', pkg: '.', binary: 'etcd' },
+  etcdctl: { sourceDir: 'test/etcd-builds/cmd/etcdctl', module: 'etcdctl', pkg: 'go.etcd.io/etcd/etcdctl/v3', binary: 'etcdctl' },
+  // Named etcd-* so that the harness' watchdog (which kills only etcd* processes) may reap it.
+  mutex: { sourceDir: 'test/etcd-builds/cmd/mutex', module: 'client', pkg: '.', binary: 'etcd-mutex' },
+  mutexbench: { sourceDir: 'bench/go', module: 'client', pkg: '.', binary: 'mutexbench' },
 };
 
 const BUILD_TIMEOUT_MS = 30 * 60_000;
@@ -104,12 +110,12 @@ export function goCommand(env: NodeJS.ProcessEnv = process.env): string | undefi
 
 /** Where `tool` of `line` is (or will be) cached; nothing is built. */
 export function cachedToolPath(line: BuiltLine, tool: GoTool, root: string = repoRoot()): string {
-  const { sourceDir, binary } = TOOLS[tool];
+  const { sourceDir, module, binary } = TOOLS[tool];
   const hash = createHash('sha256');
-  for (const file of [path.join(line, tool, 'go.mod'), path.join(line, tool, 'go.sum')]) {
+  for (const file of [path.join(line, module, 'go.mod'), path.join(line, module, 'go.sum')]) {
     hash.update(file).update(fs.readFileSync(path.join(buildsDir(root), file)));
   }
-  const src = path.join(buildsDir(root), 'cmd', sourceDir);
+  const src = path.join(root, sourceDir);
   for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.go')).sort()) {
     hash.update(file).update(fs.readFileSync(path.join(src, file)));
   }
@@ -131,22 +137,23 @@ export function ensureTool(line: BuiltLine, tool: GoTool, options: BuildOptions 
   const root = options.root ?? repoRoot();
   const target = cachedToolPath(line, tool, root);
   if (fs.existsSync(target)) return target;
-  const module = `test/etcd-builds/${line}/${tool}`;
+  const { sourceDir, module: moduleName, pkg, binary } = TOOLS[tool];
+  const module = `${sourceDir} with test/etcd-builds/${line}/${moduleName}/go.mod`;
   const go = goCommand();
   if (!go) {
     throw new EtcdBuildError(
-      `cannot build ${TOOLS[tool].binary} ${pinnedVersion(line, root)} (${module}): Go is not installed ` +
+      `cannot build ${binary} ${pinnedVersion(line, root)} (${module}): Go is not installed ` +
         `(looked for $GO, go on PATH, /usr/local/go/bin/go); install Go 1.26+ or point ETCD_BIN/ETCDCTL_BIN at an etcd`,
     );
   }
   (options.onBuild ?? ((m) => process.stderr.write(`${m}\n`)))(
-    `[etcd builds] building ${TOOLS[tool].binary} ${pinnedVersion(line, root)} from ${module} (once per machine; minutes on a cold Go cache)`,
+    `[etcd builds] building ${binary} ${pinnedVersion(line, root)} from ${module} (once per machine; minutes on a cold Go cache)`,
   );
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const partial = `${target}.partial-${process.pid}`;
-  const modfile = path.join(buildsDir(root), line, tool, 'go.mod');
-  const result = spawnSync(go, ['build', '-trimpath', '-buildvcs=false', `-modfile=${modfile}`, '-o', partial, TOOLS[tool].pkg], {
-    cwd: path.join(buildsDir(root), 'cmd', TOOLS[tool].sourceDir),
+  const modfile = path.join(buildsDir(root), line, moduleName, 'go.mod');
+  const result = spawnSync(go, ['build', '-trimpath', '-buildvcs=false', `-modfile=${modfile}`, '-o', partial, pkg], {
+    cwd: path.join(root, sourceDir),
     encoding: 'utf8',
     timeout: BUILD_TIMEOUT_MS,
     // A module's own `toolchain` line must not make Go download another toolchain; GOFLAGS from the
@@ -212,7 +219,15 @@ export function resolveEtcdBinaries(env: NodeJS.ProcessEnv = process.env, option
   };
 }
 
-/** The Go Mutex peer for `line` (3.4 has none of its own on the proxy: the 3.5 client's). */
-export function ensureMutexPeer(line: EtcdLine, options: BuildOptions = {}): string {
-  return ensureTool(line === '3.4' ? '3.5' : line, 'client', options);
+/**
+ * A Go peer built against go.etcd.io/etcd/client/v3 of `line` (3.4's client is not on the proxy:
+ * the 3.5 client's): the interop tests' Mutex, or the benchmark's.
+ */
+export function ensureMutexPeer(line: EtcdLine, options: BuildOptions & { tool?: 'mutex' | 'mutexbench' } = {}): string {
+  return ensureTool(clientLine(line), options.tool ?? 'mutex', options);
+}
+
+/** The line whose client/v3 the Go peers of `line` use. */
+export function clientLine(line: EtcdLine): BuiltLine {
+  return line === '3.4' ? '3.5' : line;
 }
