@@ -24,7 +24,7 @@ import path from 'node:path';
 /** etcd release lines the project tests; 3.6 (what Kubernetes ships) is the default. */
 export const ETCD_LINES = ['3.4', '3.5', '3.6', '3.7'] as const;
 export type EtcdLine = (typeof ETCD_LINES)[number];
-export const DEFAULT_ETCD_LINE: EtcdLine = '3.6';
+export const DEFAULT_ETCD_LINE = '3.6' satisfies BuiltLine;
 
 /** Lines built from Go modules (3.4 is Debian's package). */
 export type BuiltLine = Exclude<EtcdLine, '3.4'>;
@@ -93,19 +93,24 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'nest-etcd-lock');
 }
 
-/** The Go command: $GO, else `go` on PATH, else /usr/local/go/bin/go; undefined when none runs. */
-export function goCommand(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = [env.GO, ...(env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'go')), '/usr/local/go/bin/go'];
-  for (const candidate of candidates) {
+/** The first of `candidates`, then `name` in each PATH directory, that is an executable file. */
+export function findExecutable(name: string, candidates: Array<string | undefined> = [], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const onPath = (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, name));
+  for (const candidate of [...candidates, ...onPath]) {
     if (!candidate) continue;
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
+      if (fs.statSync(candidate).isFile()) return candidate;
     } catch {
       // next
     }
   }
   return undefined;
+}
+
+/** The Go command: $GO, else `go` on PATH, else /usr/local/go/bin/go; undefined when there is none. */
+export function goCommand(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return findExecutable('go', [env.GO], env) ?? findExecutable('go', ['/usr/local/go/bin/go'], {});
 }
 
 /** Where `tool` of `line` is (or will be) cached; nothing is built. */
@@ -202,21 +207,18 @@ const DEBIAN_ETCD = '/usr/bin/etcd';
 const DEBIAN_ETCDCTL = '/usr/bin/etcdctl';
 
 /**
- * The etcd and etcdctl a run uses: $ETCD_BIN / $ETCDCTL_BIN when set, else the line $ETCD_VERSION
- * names (default 3.6; 3.4 = Debian's /usr/bin/etcd), built when missing.
+ * The etcd and etcdctl a run uses: $ETCD_BIN / $ETCDCTL_BIN when set (without $ETCDCTL_BIN, the
+ * etcdctl beside $ETCD_BIN, else `etcdctl` on PATH), else the line $ETCD_VERSION names (default
+ * 3.6; 3.4 = Debian's /usr/bin/etcd), built when missing.
  */
 export function resolveEtcdBinaries(env: NodeJS.ProcessEnv = process.env, options: BuildOptions = {}): EtcdBinaries {
   const line = selectedLine(env);
-  const pick = (override: string | undefined, debian: string, tool: GoTool): string => {
-    if (override) return override;
-    if (line === '3.4') return debian;
-    return ensureTool(line, tool, options);
-  };
-  return {
-    line: env.ETCD_BIN ? 'custom' : line,
-    etcd: pick(env.ETCD_BIN, DEBIAN_ETCD, 'server'),
-    etcdctl: pick(env.ETCDCTL_BIN, DEBIAN_ETCDCTL, 'etcdctl'),
-  };
+  if (env.ETCD_BIN) {
+    const etcdctl = env.ETCDCTL_BIN ?? findExecutable('etcdctl', [path.join(path.dirname(env.ETCD_BIN), 'etcdctl')], env) ?? 'etcdctl';
+    return { line: 'custom', etcd: env.ETCD_BIN, etcdctl };
+  }
+  if (line === '3.4') return { line, etcd: DEBIAN_ETCD, etcdctl: env.ETCDCTL_BIN ?? DEBIAN_ETCDCTL };
+  return { line, etcd: ensureTool(line, 'server', options), etcdctl: env.ETCDCTL_BIN ?? ensureTool(line, 'etcdctl', options) };
 }
 
 /**
