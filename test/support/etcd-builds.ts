@@ -1,7 +1,8 @@
 /**
- * etcd servers, etcdctl and a Go `concurrency.Mutex` peer of every etcd line the project tests,
- * built from etcd's Go modules pinned in test/etcd-builds/<line>/<tool>/go.mod + go.sum, each
- * built once per machine into a cache outside the repository:
+ * etcd servers, etcdctl and Go `concurrency.Mutex` peers (the interop tests', the benchmark's) of
+ * every etcd line the project tests, built from etcd's Go modules pinned in
+ * test/etcd-builds/<line>/<module>/go.mod + go.sum, each built once per machine into a cache
+ * outside the repository:
  *
  *   ${NEST_ETCD_LOCK_CACHE:-${XDG_CACHE_HOME:-~/.cache}/nest-etcd-lock}/etcd-<version>/<tool>-<hash>/<binary>
  *
@@ -39,7 +40,6 @@ export type GoTool = 'server' | 'etcdctl' | 'mutex' | 'mutexbench';
 const TOOLS: Record<GoTool, { sourceDir: string; module: string; pkg: string; binary: string }> = {
   server: { sourceDir: 'test/etcd-builds/cmd/server', module: 'server', pkg: '.', binary: 'etcd' },
   etcdctl: { sourceDir: 'test/etcd-builds/cmd/etcdctl', module: 'etcdctl', pkg: 'go.etcd.io/etcd/etcdctl/v3', binary: 'etcdctl' },
-  // Named etcd-* so that the harness' watchdog (which kills only etcd* processes) may reap it.
   mutex: { sourceDir: 'test/etcd-builds/cmd/mutex', module: 'client', pkg: '.', binary: 'etcd-mutex' },
   mutexbench: { sourceDir: 'bench/go', module: 'client', pkg: '.', binary: 'mutexbench' },
 };
