@@ -5,7 +5,8 @@
  *
  * Prints markdown tables and writes, to .bench/results/ (or --out DIR): results.json, results.md
  * and chart.svg. Ratios compare figures measured in the same run; each row is the median over
- * repeated rounds. Options: --quick (fewer rounds, for trying it out), --out DIR.
+ * repeated rounds. Options: --quick (fewer rounds, for trying it out), --out DIR, --etcd LINE
+ * (3.4, 3.5, 3.6 or 3.7; default 3.6).
  * Go and Redis rows are skipped, with a note, when those are not installed.
  */
 import { spawnSync } from 'node:child_process';

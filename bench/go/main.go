@@ -1,6 +1,7 @@
 // Benchmark-only helper: etcd's own Go concurrency.Mutex, driven the same way as the Node
-// benchmarks (bench/run.ts). Built by the bench script in GOPATH mode against Debian's
-// golang-etcd-server-dev; never a dependency of the library or of its tests.
+// benchmarks (bench/run.ts). Built by the bench script against go.etcd.io/etcd/client/v3 of the
+// benchmarked etcd line (test/etcd-builds/<line>/client/go.mod, with -modfile), cached with the
+// etcd builds; never a dependency of the library or of its tests.
 //
 //	mutexbench cycle   -endpoint URL -prefix P -n N -warmup W
 //	    N sequential uncontended Lock+Unlock cycles, each on its own resource; prints
@@ -23,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
-	"go.etcd.io/etcd/clientv3"
-	"go.etcd.io/etcd/clientv3/concurrency"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 func nowMs() float64 { return float64(time.Now().UnixNano()) / 1e6 }

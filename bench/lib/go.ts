@@ -1,45 +1,31 @@
 /**
- * The Go peer: etcd's own `concurrency.Mutex`, through bench/go (GOPATH mode, Debian's
- * golang-go + golang-etcd-server-dev). Built on demand into .bench/; absent Go or the etcd
- * sources (or with BENCH_SKIP=go), the Go rows are skipped with the reason.
+ * The Go peer: etcd's own `concurrency.Mutex`, through bench/go, built with Go modules against
+ * go.etcd.io/etcd/client/v3 of the benchmarked etcd line (3.4: the 3.5 client, the oldest the Go
+ * module proxy serves), cached with the etcd builds (test/support/etcd-builds.ts). Absent Go (or
+ * with BENCH_SKIP=go), the Go rows are skipped with the reason.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { skipped, which } from './servers.js';
+import { clientLine, EtcdBuildError, ensureMutexPeer, goCommand, pinnedVersion, selectedLine } from '../../test/support/etcd-builds.js';
+import { skipped } from './servers.js';
 
 export interface GoHelper {
   binary?: string;
+  /** The Go toolchain and the etcd client it was built with, e.g. "go1.26.8, client/v3 3.6.16". */
   version?: string;
   skipped?: string;
 }
 
 export function buildGoHelper(repoRoot: string): GoHelper {
   if (skipped('go')) return { skipped: 'BENCH_SKIP includes go' };
-  const go = which('go');
-  if (!go) return { skipped: 'Go is not installed (Debian: apt-get install golang-go golang-etcd-server-dev)' };
-  const gopath = process.env.BENCH_GOPATH ?? '/usr/share/gocode';
-  if (!fs.existsSync(path.join(gopath, 'src/go.etcd.io/etcd/clientv3/concurrency'))) {
-    return { skipped: `etcd's Go client sources are missing from ${gopath} (Debian: apt-get install golang-etcd-server-dev)` };
+  const go = goCommand();
+  if (!go) return { skipped: 'Go is not installed (Go 1.26+ at /usr/local/go, or on PATH)' };
+  const line = selectedLine(); // the benchmarked line (--etcd sets ETCD_VERSION)
+  try {
+    const binary = ensureMutexPeer(line, { tool: 'mutexbench', root: repoRoot });
+    const goVersion = /go version (\S+)/.exec(spawnSync(go, ['version'], { encoding: 'utf8' }).stdout ?? '')?.[1];
+    return { binary, version: `${goVersion}, client/v3 ${pinnedVersion(clientLine(line), repoRoot)}` };
+  } catch (err) {
+    if (err instanceof EtcdBuildError) return { skipped: err.message.split('\n').slice(0, 4).join(' ') };
+    throw err;
   }
-  const version = /go version (\S+)/.exec(spawnSync(go, ['version'], { encoding: 'utf8' }).stdout ?? '')?.[1];
-  const outDir = path.join(repoRoot, '.bench');
-  fs.mkdirSync(path.join(outDir, 'go-cache'), { recursive: true });
-  const binary = path.join(outDir, 'mutexbench');
-  const build = spawnSync(go, ['build', '-o', binary, './bench/go/'], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    timeout: 240_000,
-    env: {
-      ...process.env,
-      GOPATH: gopath,
-      GO111MODULE: 'off',
-      GOFLAGS: '',
-      GOCACHE: path.join(outDir, 'go-cache'),
-    },
-  });
-  if (build.status !== 0) {
-    return { skipped: `building bench/go failed: ${(build.stderr || build.error?.message || '').trim().split('\n').slice(-3).join(' ')}` };
-  }
-  return { binary, version };
 }

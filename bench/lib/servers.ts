@@ -1,12 +1,16 @@
 /**
  * The servers a benchmark run talks to, all on loopback, all started and stopped by the run:
- * etcd through the test harness (real etcd, free ports, no process left behind), and Redis
+ * etcd through the test harness (real etcd, free ports, no process left behind; the line is
+ * `--etcd 3.4|3.5|3.6|3.7`, default 3.6, built from Go modules like the tests'), and Redis
  * (only when `redis-server` is installed).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+// Before the harness: it reads the line (--etcd / ETCD_VERSION) when it loads.
+import './etcd-line.js';
 import { ETCD_BIN, startEtcd, type EtcdCluster } from '../../test/support/etcd.js';
+import { etcdChildEnv } from '../../test/support/etcd-builds.js';
 
 export interface EtcdServer {
   endpoint: string;
@@ -26,7 +30,7 @@ export async function startBenchEtcd(fsync: boolean): Promise<EtcdServer> {
 }
 
 export function etcdVersion(): string {
-  const out = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8' });
+  const out = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8', env: etcdChildEnv() });
   return /etcd Version: (\S+)/.exec(out.stdout ?? '')?.[1] ?? 'unknown';
 }
 

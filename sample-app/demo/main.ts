@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CleanupStack } from './cleanup-stack.js';
 import { buildReport } from './demo-report.js';
 import { getJson } from './http-json.js';
-import { ETCD_BIN, ETCD_INSTALL_COMMAND, etcdInstalled, startLocalEtcd } from './local-etcd.js';
+import { obtainEtcd, startLocalEtcd } from './local-etcd.js';
 import { startSampleApp, stopAllSampleApps } from './sample-app-process.js';
 import { runCounterLoad } from './scenarios/counter-load.js';
 import { collectHeartbeatTicks } from './scenarios/heartbeat-ticks.js';
@@ -30,15 +30,16 @@ async function main(): Promise<void> {
   const cleanup = new CleanupStack();
   cleanup.runOnSignals();
   try {
-    if (!etcdInstalled()) {
-      console.error(`The demo needs etcd, but "${ETCD_BIN}" does not run. Install it with:\n\n  ${ETCD_INSTALL_COMMAND}\n`);
+    const step = (message: string) => console.log(`[demo ${((performance.now() - startedAt) / 1000).toFixed(1)}s] ${message}`);
+    const etcdChoice = obtainEtcd(step);
+    if ('missing' in etcdChoice) {
+      console.error(etcdChoice.missing);
       process.exitCode = 1;
       return;
     }
-    const step = (message: string) => console.log(`[demo ${((performance.now() - startedAt) / 1000).toFixed(1)}s] ${message}`);
 
-    step('starting etcd...');
-    const etcd = await startLocalEtcd();
+    step(`starting etcd (${etcdChoice.bin}, ${etcdChoice.how})...`);
+    const etcd = await startLocalEtcd(etcdChoice.bin);
     cleanup.push(() => etcd.close());
 
     const run = randomBytes(3).toString('hex');

@@ -1,56 +1,21 @@
 /**
  * Acceptance 2: our locks and `etcdctl lock <prefix><name>` (Go's concurrency.Mutex) exclude each
- * other both ways, on the same key layout.
+ * other both ways, on the same key layout — with the etcdctl of the etcd line under test.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockHandle } from '../../lib/core/index.js';
-import { etcdctl, spawnEtcdctl, startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { ETCDCTL_BIN, etcdctl, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { observer, readQueue, staysFalse, track } from './helpers.js';
-
-/** A running `etcdctl lock`: its stdout (the key, once it holds the lock) and its exit. */
-function etcdctlLock(endpoints: string[], name: string, extra: string[] = []) {
-  const child: ChildProcess = spawnEtcdctl(endpoints, ['lock', name, ...extra]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)));
-  return {
-    child,
-    exited,
-    get stdout() {
-      return stdout;
-    },
-    get stderr() {
-      return stderr;
-    },
-    /** The key etcdctl printed: it holds the lock. */
-    async held(timeoutMs = 5000): Promise<string> {
-      await waitFor(() => stdout.includes('\n'), { timeoutMs, message: () => `etcdctl lock ${name} holds (stderr: ${stderr})` });
-      return stdout.trim();
-    },
-  };
-}
+import { readQueue, staysFalse, track } from './helpers.js';
+import { etcdctlLock, interopServer } from './peers.js';
 
 describe('interop with etcdctl lock', () => {
   let etcd: EtcdCluster;
   let client: EtcdLockClient;
   let view: Etcd3;
 
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 2, waitTimeout: 10_000 });
-    await client.connect();
-    view = observer(etcd.endpoints);
-  });
-
-  afterAll(async () => {
-    await client?.close();
-    view?.close();
-    await etcd?.close(); // also kills any etcdctl still running against it
-  });
+  interopServer(server => ({ etcd, client, view } = server));
 
   it('etcdctl holding the lock: our tryAcquire gets null, our acquire waits until etcdctl lets go', async () => {
     const theirs = etcdctlLock(etcd.endpoints, 'locks/held-by-etcdctl');
@@ -129,5 +94,22 @@ describe('interop with etcdctl lock', () => {
     expect(again).not.toBeNull();
     expect(again!.fencingToken).toBeGreaterThan(BigInt(rev!));
     await again!.release();
+  });
+
+  it("etcdctl waiting behind us whose lease is revoked never takes the lock; what it says depends on its version", async () => {
+    const handle = await client.acquire('revoked-etcdctl');
+    const theirs = etcdctlLock(etcd.endpoints, 'locks/revoked-etcdctl');
+    await waitFor(async () => (await readQueue(view, 'locks/revoked-etcdctl/')).length === 2, { message: "etcdctl's key queued" });
+    const [, theirEntry] = await readQueue(view, 'locks/revoked-etcdctl/');
+    await view.leaseClient.leaseRevoke({ ID: BigInt(`0x${theirEntry!.lease}`).toString() });
+    await handle.release();
+
+    expect(await theirs.exited).not.toBe(0);
+    expect(theirs.stdout).toBe('');
+    // 3.4's Mutex.Lock returns success once the keys ahead are gone, without re-reading its own
+    // key; etcdctl's own check after it catches the loss. 3.5+'s Mutex re-reads its key and fails.
+    const version = /etcdctl version: (\d+\.\d+)/.exec(spawnSync(ETCDCTL_BIN, ['version'], { encoding: 'utf8' }).stdout)?.[1];
+    expect(theirs.stderr).toMatch(version === '3.4' ? /lock lost on init/ : /session is expired/);
+    expect(await readQueue(view, 'locks/revoked-etcdctl/')).toEqual([]);
   });
 });

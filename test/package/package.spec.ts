@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { testedNodes, type NodeRuntime } from './node-versions.js';
 import { compileFixture, npm, packLibrary, REPO_ROOT, type PackedPackage } from './packed-package.js';
 
 // First run on a clean machine installs each fixture's dependencies from the registry.
@@ -14,9 +15,11 @@ const FIXTURES = path.join(REPO_ROOT, 'test/package/fixtures');
 describe('the package as users install it', () => {
   let packed: PackedPackage;
   let etcd: EtcdCluster;
+  let nodes: NodeRuntime[];
 
   beforeAll(async () => {
-    [packed, etcd] = await Promise.all([packLibrary(), startEtcd()]);
+    [packed, etcd, nodes] = await Promise.all([packLibrary(), startEtcd(), testedNodes()]);
+    console.log(`apps run on Node ${nodes.map(n => n.version).join(', ')}`);
   });
   afterAll(async () => {
     await etcd?.close();
@@ -50,7 +53,7 @@ describe('the package as users install it', () => {
   it.each([
     ['nest11-cjs', 'Nest 11, TypeScript compiled to CommonJS'],
     ['nest12-esm', 'Nest 12, ESM'],
-  ])('works in %s (%s)', async fixture => {
+  ])('works in %s (%s), on Node 20, 22 and 24', async fixture => {
     const dir = path.join(FIXTURES, fixture);
     await npm(dir, ['install', '--no-package-lock']);
     await npm(dir, ['install', '--no-save', '--no-package-lock', packed.tarball]);
@@ -58,28 +61,31 @@ describe('the package as users install it', () => {
     fs.copyFileSync(path.join(FIXTURES, 'probe-app.ts'), path.join(dir, 'src/main.ts'));
     await compileFixture(dir);
 
-    const app = await startApp(path.join(dir, 'dist/main.js'), { ETCD_HOSTS: etcd.endpoints.join(','), LOCK_PREFIX: `${fixture}/` });
-    try {
-      const base = `http://127.0.0.1:${app.port}`;
-      // Two concurrent requests on one key are serialized: their 200 ms sections do not overlap.
-      type Work = { start: number; end: number; token: string };
-      const [a, b] = await Promise.all([1, 2].map(() => fetch(`${base}/work/7`, { method: 'POST' }).then(r => r.json() as Promise<Work>)));
-      const [first, second] = [a, b].sort((x, y) => x.start - y.start);
-      expect(second.start).toBeGreaterThanOrEqual(first.end);
-      expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
-      const identity = await fetch(`${base}/identity`).then(r => r.json());
-      expect(identity).toEqual({ lockServiceInjected: true, busyIsLockBusyError: true, lostIsLockLostError: true });
-      const health = await fetch(`${base}/health`);
-      expect(health.status).toBe(200);
-      expect(await health.json()).toMatchObject({ status: 'ok', details: { locks: { status: 'up', session: 'alive' } } });
-    } finally {
-      await app.stop();
+    for (const node of nodes) {
+      const app = await startApp(node, path.join(dir, 'dist/main.js'), { ETCD_HOSTS: etcd.endpoints.join(','), LOCK_PREFIX: `${fixture}/` });
+      try {
+        expect(app.nodeVersion).toBe(node.version);
+        const base = `http://127.0.0.1:${app.port}`;
+        // Two concurrent requests on one key are serialized: their 200 ms sections do not overlap.
+        type Work = { start: number; end: number; token: string };
+        const [a, b] = await Promise.all([1, 2].map(() => fetch(`${base}/work/7`, { method: 'POST' }).then(r => r.json() as Promise<Work>)));
+        const [first, second] = [a, b].sort((x, y) => x.start - y.start);
+        expect(second.start).toBeGreaterThanOrEqual(first.end);
+        expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
+        const identity = await fetch(`${base}/identity`).then(r => r.json());
+        expect(identity).toEqual({ lockServiceInjected: true, busyIsLockBusyError: true, lostIsLockLostError: true });
+        const health = await fetch(`${base}/health`);
+        expect(health.status).toBe(200);
+        expect(await health.json()).toMatchObject({ status: 'ok', details: { locks: { status: 'up', session: 'alive' } } });
+      } finally {
+        await app.stop();
+      }
     }
   });
 });
 
-async function startApp(main: string, env: Record<string, string>): Promise<{ port: number; stop(): Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startApp(node: NodeRuntime, main: string, env: Record<string, string>): Promise<{ port: number; nodeVersion: string; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(node.execPath, [main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', chunk => (stderr += chunk));
   const exited = new Promise(resolve => child.once('exit', resolve));
@@ -88,16 +94,16 @@ async function startApp(main: string, env: Record<string, string>): Promise<{ po
     await exited;
   };
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const ready = await new Promise<{ port: number; node: string }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 20_000);
       child.once('exit', code => reject(new Error(`app exited with ${code}: ${stderr}`)));
       createInterface({ input: child.stdout! }).on('line', line => {
         if (!line.startsWith('{')) return;
         clearTimeout(timer);
-        resolve(JSON.parse(line).port);
+        resolve(JSON.parse(line));
       });
     });
-    return { port, stop };
+    return { port: ready.port, nodeVersion: ready.node, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -32,6 +32,7 @@ import {
   unregisterPid,
   type RegistryEntry,
 } from './pid-registry.js';
+import { etcdChildEnv, resolveEtcdBinaries, type EtcdLine } from './etcd-builds.js';
 
 // ---------------------------------------------------------------------------
 // Public API
@@ -73,25 +74,19 @@ export interface StartEtcdOptions {
   startTimeoutMs?: number;
 }
 
-function resolveBin(name: string, envVar: string): string {
-  const fromEnv = process.env[envVar];
-  if (fromEnv) return fromEnv;
-  const candidates = [`/usr/bin/${name}`, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, name))];
-  for (const candidate of candidates) {
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return name;
-}
+/**
+ * The servers under test: $ETCD_BIN / $ETCDCTL_BIN, else the line $ETCD_VERSION names (3.4 =
+ * Debian's /usr/bin/etcd; 3.5, 3.6, 3.7 = pinned Go-module builds, built once into the cache by
+ * Jest's global setup); default 3.6.
+ */
+const BINARIES = resolveEtcdBinaries();
+/** The etcd line under test ('custom' when $ETCD_BIN names the server). */
+export const ETCD_LINE: EtcdLine | 'custom' = BINARIES.line;
+export const ETCD_BIN: string = BINARIES.etcd;
+export const ETCDCTL_BIN: string = BINARIES.etcdctl;
 
-/** '/usr/bin/etcd', else `etcd` from PATH (override with $ETCD_BIN). */
-export const ETCD_BIN: string = resolveBin('etcd', 'ETCD_BIN');
-/** '/usr/bin/etcdctl', else `etcdctl` from PATH (override with $ETCDCTL_BIN). */
-export const ETCDCTL_BIN: string = resolveBin('etcdctl', 'ETCDCTL_BIN');
+/** The environment of every etcd and etcdctl the harness starts (without the selectors above). */
+const CHILD_ENV: NodeJS.ProcessEnv = etcdChildEnv();
 
 /** Raft timing used by the harness: min lease TTL = ceil(1.5 × 500 ms) = 1 s. */
 export const HEARTBEAT_INTERVAL_MS = 50;
@@ -184,7 +179,7 @@ export interface EtcdctlOptions {
 
 /** etcdctl's arguments and environment for `endpoints` (API v3), shared by every way of running it. */
 function etcdctlInvocation(endpoints: string[], args: string[], env?: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } {
-  return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...process.env, ETCDCTL_API: '3', ...env } };
+  return { argv: [`--endpoints=${endpoints.join(',')}`, ...args], env: { ...CHILD_ENV, ETCDCTL_API: '3', ...env } };
 }
 
 /**
@@ -296,7 +291,7 @@ let noFsyncSupported: boolean | undefined;
 /** etcd 3.4.23 accepts `--unsafe-no-fsync` but does not list it in `etcd --help`; probe the flag parser. */
 function supportsUnsafeNoFsync(): boolean {
   if (noFsyncSupported === undefined) {
-    const probe = spawnSync(ETCD_BIN, ['--unsafe-no-fsync', '--version'], { stdio: 'ignore', timeout: 10_000 });
+    const probe = spawnSync(ETCD_BIN, ['--unsafe-no-fsync', '--version'], { stdio: 'ignore', timeout: 10_000, env: CHILD_ENV });
     noFsyncSupported = probe.status === 0;
   }
   return noFsyncSupported;
@@ -358,7 +353,7 @@ class Member implements EtcdMember {
     this.tail = [];
     this.paused = false;
     this.spawnError = undefined;
-    const child = spawn(ETCD_BIN, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(ETCD_BIN, this.args, { stdio: ['ignore', 'pipe', 'pipe'], env: CHILD_ENV });
     this.child = child;
     child.once('error', (err) => {
       this.spawnError = err;

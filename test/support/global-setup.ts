@@ -5,7 +5,11 @@
  *
  * Entries owned by a live process belong to a concurrently running Jest and
  * are left alone.
+ *
+ * Then make sure the etcd under test (and the Go Mutex peer of its line) is built, so that no
+ * test pays a build of minutes inside its timeout.
  */
+import type * as EtcdBuilds from './etcd-builds.js';
 import type * as PidRegistry from './pid-registry.js';
 
 /**
@@ -17,10 +21,21 @@ function loadPidRegistry(): typeof PidRegistry {
   return require('./pid-registry.ts') as typeof PidRegistry;
 }
 
+function loadEtcdBuilds(): typeof EtcdBuilds {
+  return require('./etcd-builds.ts') as typeof EtcdBuilds;
+}
+
 export default async function globalSetup(): Promise<void> {
   const { isAlive, sweepRegistry } = loadPidRegistry();
   const { killed } = sweepRegistry((entry) => !isAlive(entry.owner));
   if (killed.length > 0) {
     console.warn(`[etcd harness] killed ${killed.length} orphaned etcd/etcdctl process(es): ${killed.join(', ')}`);
   }
+
+  const { resolveEtcdBinaries, ensureMutexPeer, selectedLine, versionLine } = loadEtcdBuilds();
+  const onBuild = (message: string) => console.log(message);
+  const { etcd } = resolveEtcdBinaries(process.env, { onBuild });
+  ensureMutexPeer(selectedLine(), { onBuild });
+  // The log of every run names the server it tested.
+  console.log(`\n${versionLine(etcd)} (${etcd})`);
 }

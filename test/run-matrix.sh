@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `npm test`: every test, across the etcd matrix. Type-checks and builds, runs the whole Jest suite
+# on etcd 3.6 (the default line), then on 3.4, 3.5 and 3.7 the suites whose outcome depends on the
+# server's behaviour (core — which holds the etcdctl and Go Mutex interop specs —, contract, faults,
+# nest). Each run's log starts with its server's `etcd Version:` line (printed by Jest's global
+# setup, which also builds the pinned etcd when missing). Exits non-zero if any run failed.
+#
+#   MATRIX_LINES="3.5 3.7" npm test    # only those non-default lines after the 3.6 run
+#   npm run test:one -- [jest args]    # one line (ETCD_VERSION, default 3.6), no matrix
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+npm run --silent typecheck || exit 1
+npm run --silent build || exit 1
+
+JEST=(node --experimental-vm-modules node_modules/jest/bin/jest.js)
+SERVER_SUITES=(test/core test/contract test/faults test/nest)
+DEFAULT_LINE=3.6
+OTHER_LINES=(${MATRIX_LINES-3.4 3.5 3.7})
+
+summary=()
+failed=0
+run_line() {
+  local line=$1
+  shift
+  local started=$SECONDS
+  echo
+  echo "=== etcd ${line}: ${*:-all suites} ==="
+  if ETCD_VERSION=$line "${JEST[@]}" "$@"; then
+    summary+=("etcd ${line}: passed ($((SECONDS - started)) s; ${*:-all suites})")
+  else
+    summary+=("etcd ${line}: FAILED ($((SECONDS - started)) s; ${*:-all suites})")
+    failed=1
+  fi
+}
+
+run_line "$DEFAULT_LINE"
+for line in "${OTHER_LINES[@]}"; do
+  run_line "$line" "${SERVER_SUITES[@]}"
+done
+
+echo
+echo "=== etcd matrix (${SECONDS} s) ==="
+printf '%s\n' "${summary[@]}"
+exit $failed
