@@ -75,6 +75,7 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
           claims,
           event => this.ticks.emit(event),
           claims.logger,
+          this.lockClient(),
         );
         this.ticks.track(runner.status);
         tickRuntime.bind(instance, key, runner);

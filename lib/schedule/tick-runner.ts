@@ -1,4 +1,5 @@
 import { runWhileHeld } from '../core/handle.js';
+import type { LockClient } from '../core/index.js';
 import type { LockLogger } from '../core/logger.js';
 import type { TickClaims, TickOverlap } from '../core/tick-claims.js';
 import { lockScope } from '../nest/held-locks.js';
@@ -24,6 +25,8 @@ export class TickRunner {
     private readonly claims: TickClaims,
     private readonly emit: (event: TickEvent) => void,
     private readonly logger: LockLogger,
+    /** The application's lock client, so that `lockService.current()` sees the tick's lock. */
+    private readonly lockClient?: LockClient,
   ) {
     this.status = { job: job.name, windowMs: job.schedule.windowMs, running: 0, ran: 0, skipped: {} };
   }
@@ -49,7 +52,8 @@ export class TickRunner {
     let error: unknown;
     try {
       // The tick's lock is no lock client's re-entrant hold: @CurrentLock() sees it, nothing borrows it.
-      const scope = { chains: new Map(), current: lock };
+      const chains = new Map(this.lockClient ? [[this.lockClient, { holds: new Map(), current: lock }]] : []);
+      const scope = { chains, current: lock };
       return await runWhileHeld(lock, () => lockScope.run(scope, fn), () => lock.release());
     } catch (err) {
       error = err;
