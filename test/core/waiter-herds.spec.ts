@@ -90,13 +90,16 @@ describe(`${WAITERS} waiters: the cost of a stream reset and of a session loss (
     const session = (client as unknown as { resolvedSessions: Map<number, { lose(reason: string): void }> }).resolvedSessions.get(TTL_S)!;
     session.lose('declared lost by the test');
     const outcomes = await Promise.all(waits);
-    await waitFor(() => rpcs.completed === rpcs.calls.length, { message: 'the revoke answered' });
+    // The lease's keys go with it (revoked after the loss margin, or expired by etcd): poll the queue empty.
+    await waitFor(async () => (await holder.inspect('r')).waiters.length === 0, { timeoutMs: (TTL_S + 2) * 1000, message: 'the lost lease took its waiters' });
     const counts = new Map<string, number>();
     for (const call of rpcs.calls) counts.set(call, (counts.get(call) ?? 0) + 1);
     const byCall = [...counts].map(([call, n]) => `${n} ${call}`);
     console.log(`herd: session loss: ${rpcs.calls.length} calls (${byCall.join(', ') || 'none'}) for ${WAITERS} waiters`);
     expect(outcomes.every(o => o instanceof LockLostError)).toBe(true);
-    expect(rpcs.calls).toEqual(['Lease.leaseRevoke']);
+    // At most a revoke and the client's one new lease for all waiters: no per-waiter delete.
+    expect(rpcs.calls.filter(call => !call.startsWith('Lease.'))).toEqual([]);
+    expect(rpcs.calls.length).toBeLessThanOrEqual(2);
     expect((await holder.inspect('r')).waiters).toEqual([]);
     await held.release();
   });
