@@ -33,7 +33,10 @@ describe('acquisitions across a short etcd outage (real etcd)', () => {
       const error = await client.acquire('job', { waitTimeout: 800 }).catch(e => e);
       const elapsed = performance.now() - started;
       expect(error).toBeInstanceOf(EtcdUnavailableError);
-      expect(elapsed).toBeGreaterThan(500); // it retried instead of failing on the first refusal
+      // It retried instead of failing on the first refusal: pauses of 50, 100 and 200 ms always fit
+      // in the 800 ms budget; the next (400 ms) only if the refusals came back fast, so under load
+      // it gives up at ~400 ms, not after 500 (seen on every etcd line).
+      expect(elapsed).toBeGreaterThan(350);
       expect(elapsed).toBeLessThan(800 + 1000);
     } finally {
       await etcd.members[0].restart();
