@@ -26,7 +26,8 @@ run_line() {
   local started=$SECONDS
   echo
   echo "=== etcd ${line}: ${*:-all suites} ==="
-  if ETCD_VERSION=$line "${JEST[@]}" "$@"; then
+  # A bound per run, so that a wedged run fails CI with its name instead of using up CI's budget.
+  if ETCD_VERSION=$line timeout --kill-after=30 "${RUN_TIMEOUT_S:-1200}" "${JEST[@]}" "$@"; then
     summary+=("etcd ${line}: passed ($((SECONDS - started)) s; ${*:-all suites})")
   else
     summary+=("etcd ${line}: FAILED ($((SECONDS - started)) s; ${*:-all suites})")
