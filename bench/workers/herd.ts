@@ -25,7 +25,6 @@ await commands.next();
 
 const armed = armedWatches(config.waiters);
 const records: [number, number, number, number][] = [];
-let before = watchCounts();
 const done = Promise.all(
   Array.from({ length: config.waiters }, async () => {
     const acquireStart = wallMs();
@@ -38,7 +37,7 @@ const done = Promise.all(
 await armed;
 // Each waiter re-reads the queue once its watch is armed; let those reads finish.
 await new Promise(r => setTimeout(r, 300));
-before = watchCounts();
+const before = watchCounts();
 console.log('armed');
 await done;
 const watch = diffCounts(watchCounts(), before);

@@ -91,7 +91,9 @@ export async function startSampleApp(options: SampleAppOptions): Promise<SampleA
   } catch (err) {
     signal('SIGKILL');
     await exited;
-    throw new Error(`sample-app ${options.name}: ${(err as Error).message}\n--- its output ---\n${output.slice(-4000)}`);
+    throw new Error(`sample-app ${options.name}: ${(err as Error).message}\n--- its output ---\n${output.slice(-4000)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -8,7 +8,7 @@
  * The test measures those send times itself, on the keepalive stream and the lease grant, rather
  * than trusting the session's own bookkeeping.
  */
-import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockLostError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';

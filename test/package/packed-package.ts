@@ -27,7 +27,7 @@ export async function npm(cwd: string, args: string[]): Promise<void> {
     await run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, maxBuffer: 16 << 20 });
   } catch (err) {
     const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-    throw new Error(`npm ${args.join(' ')} failed in ${cwd}:\n${stdout}\n${stderr}`);
+    throw new Error(`npm ${args.join(' ')} failed in ${cwd}:\n${stdout}\n${stderr}`, { cause: err });
   }
 }
 
@@ -38,6 +38,6 @@ export async function compileFixture(fixtureDir: string): Promise<void> {
     await run(process.execPath, [tsc, '-p', fixtureDir], { cwd: fixtureDir });
   } catch (err) {
     const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-    throw new Error(`type errors in ${path.basename(fixtureDir)}:\n${stdout}\n${stderr}`);
+    throw new Error(`type errors in ${path.basename(fixtureDir)}:\n${stdout}\n${stderr}`, { cause: err });
   }
 }

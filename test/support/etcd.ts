@@ -479,7 +479,7 @@ class Cluster implements EtcdCluster {
   async leader(options: { timeoutMs?: number } = {}): Promise<EtcdMember> {
     const timeoutMs = options.timeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
-    let seen = '';
+    let seen: string;
     for (;;) {
       const answers = await Promise.all(
         this.memberList
