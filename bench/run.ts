@@ -37,8 +37,34 @@ const outIndex = argv.indexOf('--out');
 const OUT = path.resolve(REPO, outIndex >= 0 ? argv[outIndex + 1] : '.bench/results');
 
 const P = QUICK
-  ? { cycleRounds: 2, cycles: 100, cycleWarmup: 50, handoffRounds: 2, handoffs: 50, contendRounds: 1, contendMs: 1500, herdRounds: 1, httpRounds: 1, httpSec: 1, memHttpRounds: 2, noFsyncRounds: 1 }
-  : { cycleRounds: 5, cycles: 200, cycleWarmup: 100, handoffRounds: 5, handoffs: 100, contendRounds: 3, contendMs: 2000, herdRounds: 2, httpRounds: 3, httpSec: 1.5, memHttpRounds: 5, noFsyncRounds: 3 };
+  ? {
+      cycleRounds: 2,
+      cycles: 100,
+      cycleWarmup: 50,
+      handoffRounds: 2,
+      handoffs: 50,
+      contendRounds: 1,
+      contendMs: 1500,
+      herdRounds: 1,
+      httpRounds: 1,
+      httpSec: 1,
+      memHttpRounds: 2,
+      noFsyncRounds: 1,
+    }
+  : {
+      cycleRounds: 5,
+      cycles: 200,
+      cycleWarmup: 100,
+      handoffRounds: 5,
+      handoffs: 100,
+      contendRounds: 3,
+      contendMs: 2000,
+      herdRounds: 2,
+      httpRounds: 3,
+      httpSec: 1.5,
+      memHttpRounds: 5,
+      noFsyncRounds: 3,
+    };
 
 const LABEL: Record<string, string> = {
   floor: 'floor: etcd put + delete',
@@ -67,7 +93,11 @@ function table(headers: string[], rows: (string | number)[][]): void {
   print();
 }
 
-const load = () => os.loadavg().map(v => v.toFixed(2)).join(' / ');
+const load = () =>
+  os
+    .loadavg()
+    .map(v => v.toFixed(2))
+    .join(' / ');
 const ratio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
 const ms = (v: number | undefined) => fmt(v, 2);
 
@@ -94,7 +124,11 @@ async function main(): Promise<void> {
   const go = buildGoHelper(REPO);
   log(go.binary ? `Go helper built (${go.version})` : `Go rows skipped: ${go.skipped}`);
   log('starting etcd (fsync on), etcd (--unsafe-no-fsync) and redis ...');
-  [fsyncEtcd, noFsyncEtcd, redis] = await Promise.all([startBenchEtcd(true), startBenchEtcd(false), startRedis().catch(err => (log(`redis: ${err}`), undefined))]);
+  [fsyncEtcd, noFsyncEtcd, redis] = await Promise.all([
+    startBenchEtcd(true),
+    startBenchEtcd(false),
+    startRedis().catch(err => (log(`redis: ${err}`), undefined)),
+  ]);
   let redlock: Redlock | undefined;
   if (redis) {
     redisClient = new Redis({ host: '127.0.0.1', port: redis.port });
@@ -116,10 +150,14 @@ async function main(): Promise<void> {
   results.machine = machine;
   print('# nest-etcd-lock benchmarks');
   print();
-  print(`Machine: ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; etcd ${machine.etcd} (single member, local disk); Go ${machine.go}; Redis ${machine.redis}.`);
-  print(`Code: ${machine.commit}. Load average at start (1/5/15 min): ${loadStart}.${QUICK ? ' QUICK MODE (fewer rounds): not for recording.' : ''}`);
+  print(
+    `Machine: ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; etcd ${machine.etcd} (single member, local disk); Go ${machine.go}; Redis ${machine.redis}.`,
+  );
+  print(
+    `Code: ${machine.commit}. Load average at start (1/5/15 min): ${loadStart}.${QUICK ? ' QUICK MODE (fewer rounds): not for recording.' : ''}`,
+  );
   print('Absolute numbers are specific to this machine and its load; compare the ratios, measured in the same run.');
-  print('Main figures: etcd with fsync ON (as deployed). Each row: median over rounds; p99 is the median of the rounds\' p99.');
+  print("Main figures: etcd with fsync ON (as deployed). Each row: median over rounds; p99 is the median of the rounds' p99.");
   print();
 
   const E = fsyncEtcd.endpoint;
@@ -136,7 +174,19 @@ async function main(): Promise<void> {
   print(`## 1. Uncontended cycle (acquire + release, one resource at a time, one client; ${P.cycleRounds} rounds × ${P.cycles} cycles)`);
   print();
   table(
-    ['implementation', 'ops/s', 'p50 ms', 'p99 ms', 'mean ms', 'time/cycle vs floor', 'p50 vs floor', 'vs guarded floor', 'client CPU µs/cycle', 'etcd CPU µs/cycle', 'requests/cycle'],
+    [
+      'implementation',
+      'ops/s',
+      'p50 ms',
+      'p99 ms',
+      'mean ms',
+      'time/cycle vs floor',
+      'p50 vs floor',
+      'vs guarded floor',
+      'client CPU µs/cycle',
+      'etcd CPU µs/cycle',
+      'requests/cycle',
+    ],
     cycleRows.map(r => [
       LABEL[r.impl],
       fmt(r.opsPerSec, 0),
@@ -154,13 +204,31 @@ async function main(): Promise<void> {
   if (!go.binary) print(`Go row skipped: ${go.skipped}`);
   if (!redlock) print('Redis row skipped: redis-server is not installed (or BENCH_SKIP=redis).');
   print('redlock runs on Redis in memory (no fsync, no replication): not the same durability; its ratio is only for context.');
-  print('guarded floor: the two transactions of a lock whose writes are safe to repeat and whose release is guarded (put-if-absent + read of the queue; delete-if-create-revision), sent as plain etcd3 calls. etcd CPU: etcd\'s user + system time (/proc) over the round, warm-up included, per cycle.');
+  print(
+    "guarded floor: the two transactions of a lock whose writes are safe to repeat and whose release is guarded (put-if-absent + read of the queue; delete-if-create-revision), sent as plain etcd3 calls. etcd CPU: etcd's user + system time (/proc) over the round, warm-up included, per cycle.",
+  );
   print();
   const ours = cycleRows.find(r => r.impl === 'ours')!;
   const etcd3 = cycleRows.find(r => r.impl === 'etcd3Lock');
-  targets.push({ what: 'uncontended cycle vs floor', target: '≤ 1.10× floor time/cycle', measured: `${ratio(ours.ratioMean)} (p50 ${ratio(ours.ratioP50)})`, met: ours.ratioMean <= 1.1 });
-  targets.push({ what: 'uncontended cycle vs guarded floor', target: '(reported)', measured: `${ratio(ours.ratioGuarded)}; etcd CPU/cycle ${fmt(ours.etcdCpuUs, 0)} vs floor ${fmt(cycleRows.find(r => r.impl === 'floor')!.etcdCpuUs, 0)} µs`, met: undefined });
-  if (etcd3) targets.push({ what: 'uncontended cycle vs etcd3 Lock', target: 'faster', measured: `${fmt(ours.opsPerSec, 0)} vs ${fmt(etcd3.opsPerSec, 0)} ops/s (${ratio(etcd3.mean / ours.mean)} faster)`, met: ours.mean < etcd3.mean });
+  targets.push({
+    what: 'uncontended cycle vs floor',
+    target: '≤ 1.10× floor time/cycle',
+    measured: `${ratio(ours.ratioMean)} (p50 ${ratio(ours.ratioP50)})`,
+    met: ours.ratioMean <= 1.1,
+  });
+  targets.push({
+    what: 'uncontended cycle vs guarded floor',
+    target: '(reported)',
+    measured: `${ratio(ours.ratioGuarded)}; etcd CPU/cycle ${fmt(ours.etcdCpuUs, 0)} vs floor ${fmt(cycleRows.find(r => r.impl === 'floor')!.etcdCpuUs, 0)} µs`,
+    met: undefined,
+  });
+  if (etcd3)
+    targets.push({
+      what: 'uncontended cycle vs etcd3 Lock',
+      target: 'faster',
+      measured: `${fmt(ours.opsPerSec, 0)} vs ${fmt(etcd3.opsPerSec, 0)} ops/s (${ratio(etcd3.mean / ours.mean)} faster)`,
+      met: ours.mean < etcd3.mean,
+    });
 
   // 2a. Isolated handoff ------------------------------------------------------------------------
   log('isolated handoff vs its floor ...');
@@ -202,7 +270,14 @@ async function main(): Promise<void> {
         const c = group[(i + round) % group.length];
         log(`contended: ${c.label}, ${c.waiters} waiters in ${c.processes} processes, round ${round + 1}/${P.contendRounds} ...`);
         const run = await runContended(
-          { endpoint: E, goBinary: go.binary, redisPort: redis?.port, durationMs: P.contendMs, warmupMs: 300, etcdPid: fsyncEtcd.cluster.members[0].pid },
+          {
+            endpoint: E,
+            goBinary: go.binary,
+            redisPort: redis?.port,
+            durationMs: P.contendMs,
+            warmupMs: 300,
+            etcdPid: fsyncEtcd.cluster.members[0].pid,
+          },
           c.impl,
           c.waiters,
           c.processes,
@@ -217,7 +292,18 @@ async function main(): Promise<void> {
   print(`### 2b. Contended: W waiters on one resource, each re-queueing at once (${P.contendRounds} rounds × ${P.contendMs / 1000} s)`);
   print();
   table(
-    ['implementation', 'waiters/procs', 'handoffs/s', 'vs Go', 'wait p50 ms', 'wait p99 ms', 'handoff p50 ms', 'handoff p99 ms', 'delete events/handoff', 'overlaps'],
+    [
+      'implementation',
+      'waiters/procs',
+      'handoffs/s',
+      'vs Go',
+      'wait p50 ms',
+      'wait p99 ms',
+      'handoff p50 ms',
+      'handoff p99 ms',
+      'delete events/handoff',
+      'overlaps',
+    ],
     contendRows.map(r => [
       r.label,
       `${r.waiters}/${r.processes}`,
@@ -231,12 +317,26 @@ async function main(): Promise<void> {
       String(r.overlaps),
     ]),
   );
-  print('handoff: previous holder starts its release → next holder granted (wall clock, across processes). overlaps: grants seen before the previous holder started its release (must be 0).');
+  print(
+    'handoff: previous holder starts its release → next holder granted (wall clock, across processes). overlaps: grants seen before the previous holder started its release (must be 0).',
+  );
   print();
   print('Where the time goes (same runs):');
   print();
   table(
-    ['implementation', 'waiters/procs', 'etcd requests/handoff', 'release → event p50 ms', 'event → grant p50 ms', 'release → event p99 ms', 'event → grant p99 ms', 'client CPU ms/handoff', 'etcd CPU ms/handoff', 'event-loop delay p99 ms', 'WAL fsync p99 ms'],
+    [
+      'implementation',
+      'waiters/procs',
+      'etcd requests/handoff',
+      'release → event p50 ms',
+      'event → grant p50 ms',
+      'release → event p99 ms',
+      'event → grant p99 ms',
+      'client CPU ms/handoff',
+      'etcd CPU ms/handoff',
+      'event-loop delay p99 ms',
+      'WAL fsync p99 ms',
+    ],
     contendRows.map(r => [
       r.label,
       `${r.waiters}/${r.processes}`,
@@ -251,7 +351,9 @@ async function main(): Promise<void> {
       ms(r.walFsyncP99),
     ]),
   );
-  print("etcd requests: unary calls etcd served (grpc_server_started_total) + messages it received on watch streams (watch create / cancel), per handoff. release → event: until the 'delete' watch event reaches the next holder's process; event → grant: its re-read of the queue and its event loop. CPU: user + system time of all lock-client processes (process.cpuUsage / getrusage) and of etcd (/proc), divided by handoffs. WAL fsync p99: upper bound of etcd's histogram bucket.");
+  print(
+    "etcd requests: unary calls etcd served (grpc_server_started_total) + messages it received on watch streams (watch create / cancel), per handoff. release → event: until the 'delete' watch event reaches the next holder's process; event → grant: its re-read of the queue and its event loop. CPU: user + system time of all lock-client processes (process.cpuUsage / getrusage) and of etcd (/proc), divided by handoffs. WAL fsync p99: upper bound of etcd's histogram bucket.",
+  );
   print();
 
   // 2c. Herd ----------------------------------------------------------------------------------------
@@ -265,22 +367,61 @@ async function main(): Promise<void> {
   print(`### 2c. 1,000 waiters queued on one resource (2 processes), queue drained once (${P.herdRounds} rounds)`);
   print();
   table(
-    ['handoffs/s', 'handoff p50 ms', 'handoff p99 ms', "'delete' events/handoff", "'put' events/handoff", 'watch responses/handoff', 'etcd watch msgs sent/handoff', 'etcd watchers (queued)', 'unsynced watchers'],
-    [[fmt(herd.handoffsPerSec, 0), ms(herd.handoffP50), ms(herd.handoffP99), herd.deletes.toFixed(3), herd.puts.toFixed(3), herd.responses.toFixed(3), herd.serverMsgs.toFixed(3), fmt(herd.watchers, 0), fmt(herd.unsynced, 0)]],
+    [
+      'handoffs/s',
+      'handoff p50 ms',
+      'handoff p99 ms',
+      "'delete' events/handoff",
+      "'put' events/handoff",
+      'watch responses/handoff',
+      'etcd watch msgs sent/handoff',
+      'etcd watchers (queued)',
+      'unsynced watchers',
+    ],
+    [
+      [
+        fmt(herd.handoffsPerSec, 0),
+        ms(herd.handoffP50),
+        ms(herd.handoffP99),
+        herd.deletes.toFixed(3),
+        herd.puts.toFixed(3),
+        herd.responses.toFixed(3),
+        herd.serverMsgs.toFixed(3),
+        fmt(herd.watchers, 0),
+        fmt(herd.unsynced, 0),
+      ],
+    ],
   );
-  print("Client side: events received by the library's etcd3 Watchers (counted by wrapping Watcher.prototype.emit). Server side: etcd's grpc_server_msg_sent_total{grpc_method=\"Watch\"} delta (1 event + 1 cancel acknowledgement per handoff = 2) and etcd_debugging_mvcc_watcher_total / slow_watcher_total while all waited.");
+  print(
+    'Client side: events received by the library\'s etcd3 Watchers (counted by wrapping Watcher.prototype.emit). Server side: etcd\'s grpc_server_msg_sent_total{grpc_method="Watch"} delta (1 event + 1 cancel acknowledgement per handoff = 2) and etcd_debugging_mvcc_watcher_total / slow_watcher_total while all waited.',
+  );
   print();
 
   // 3. Many resources ------------------------------------------------------------------------------
   log('many resources: 1,000 and 10,000 locks held ...');
-  const manyWorker = nodeWorker('many', 'many.js', { endpoint: E, levels: [1000, 10000], ttl: 3, windowMs: QUICK ? 3000 : 4000, concurrency: 64 }, ['--expose-gc']);
+  const manyWorker = nodeWorker(
+    'many',
+    'many.js',
+    { endpoint: E, levels: [1000, 10000], ttl: 3, windowMs: QUICK ? 3000 : 4000, concurrency: 64 },
+    ['--expose-gc'],
+  );
   const many = await manyWorker.result<{ levels: ManyLevel[]; releasePerSec: number; baseHeapBytes: number; windowMs: number }>(240_000);
   results.many = many;
-  results.manyMarginalHeapPerLockBytes = (many.levels.at(-1)!.heapUsedBytes - many.levels.at(-2)!.heapUsedBytes) / (many.levels.at(-1)!.held - many.levels.at(-2)!.held);
+  results.manyMarginalHeapPerLockBytes =
+    (many.levels.at(-1)!.heapUsedBytes - many.levels.at(-2)!.heapUsedBytes) / (many.levels.at(-1)!.held - many.levels.at(-2)!.held);
   print('## 3. Many resources held at once by one process (lease TTL 3 s: one renewal per second; a window holds that many ± 1)');
   print();
   table(
-    ['locks held', 'acquire/s', 'heap/lock', 'leases', `keepalives in ${many.windowMs / 1000} s`, 'LeaseTimeToLive/s', 'audit call ms', 'CPU ms/s idle'],
+    [
+      'locks held',
+      'acquire/s',
+      'heap/lock',
+      'leases',
+      `keepalives in ${many.windowMs / 1000} s`,
+      'LeaseTimeToLive/s',
+      'audit call ms',
+      'CPU ms/s idle',
+    ],
     many.levels.map(l => [
       l.held.toLocaleString('en-US'),
       l.held ? fmt(l.acquirePerSec, 0) : '–',
@@ -292,20 +433,31 @@ async function main(): Promise<void> {
       ms(l.cpuMsPerSec),
     ]),
   );
-  print(`Release of all ${many.levels.at(-1)!.held.toLocaleString('en-US')}: ${fmt(many.releasePerSec, 0)}/s. keepalives/s and LeaseTimeToLive/s from etcd's grpc_server_msg_received_total; the audit call is the LeaseTimeToLive(keys) the library makes after each renewal while locks are held.`);
+  print(
+    `Release of all ${many.levels.at(-1)!.held.toLocaleString('en-US')}: ${fmt(many.releasePerSec, 0)}/s. keepalives/s and LeaseTimeToLive/s from etcd's grpc_server_msg_received_total; the audit call is the LeaseTimeToLive(keys) the library makes after each renewal while locks are held.`,
+  );
   print();
   const l1k = many.levels.find(l => l.held === 1000)!;
   const l10k = many.levels.find(l => l.held === 10000)!;
   const l0 = many.levels[0];
   const marginal = (l10k.heapUsedBytes - l1k.heapUsedBytes) / (l10k.held - l1k.held);
-  print(`Heap per lock between 1,000 and 10,000 held (marginal, insensitive to the baseline): ${fmt(marginal, 0)} B. Heap is V8's heapUsed after forced full GCs (--expose-gc); etcd3's gRPC buffers outside the heap are not in it.`);
+  print(
+    `Heap per lock between 1,000 and 10,000 held (marginal, insensitive to the baseline): ${fmt(marginal, 0)} B. Heap is V8's heapUsed after forced full GCs (--expose-gc); etcd3's gRPC buffers outside the heap are not in it.`,
+  );
   print();
-  targets.push({ what: 'heap per held lock', target: '≤ 2 KB', measured: `${fmt(l1k.heapPerLockBytes, 0)} B at 1k, ${fmt(l10k.heapPerLockBytes, 0)} B at 10k, ${fmt(marginal, 0)} B marginal`, met: Math.max(l1k.heapPerLockBytes, l10k.heapPerLockBytes) <= 2048 });
+  targets.push({
+    what: 'heap per held lock',
+    target: '≤ 2 KB',
+    measured: `${fmt(l1k.heapPerLockBytes, 0)} B at 1k, ${fmt(l10k.heapPerLockBytes, 0)} B at 10k, ${fmt(marginal, 0)} B marginal`,
+    met: Math.max(l1k.heapPerLockBytes, l10k.heapPerLockBytes) <= 2048,
+  });
   targets.push({
     what: 'keepalives with many locks',
     target: 'constant (one lease)',
     measured: `${l0.keepAlives} / ${l1k.keepAlives} / ${l10k.keepAlives} in ${many.windowMs / 1000} s at 0 / 1k / 10k locks; ${l10k.leases} lease`,
-    met: l10k.leases === 1 && Math.max(l0.keepAlives, l1k.keepAlives, l10k.keepAlives) - Math.min(l0.keepAlives, l1k.keepAlives, l10k.keepAlives) <= 1,
+    met:
+      l10k.leases === 1 &&
+      Math.max(l0.keepAlives, l1k.keepAlives, l10k.keepAlives) - Math.min(l0.keepAlives, l1k.keepAlives, l10k.keepAlives) <= 1,
   });
 
   // 4. HTTP ----------------------------------------------------------------------------------------
@@ -316,33 +468,54 @@ async function main(): Promise<void> {
   ]);
   const httpRows = summarizeHttp(httpRounds);
   results.http = { rounds: httpRounds, rows: httpRows };
-  print(`## 4. @Locked overhead over HTTP (NestJS 12 + Express, autocannon, ${P.httpRounds} rounds × ${P.httpSec} s per route, a fresh key per request)`);
+  print(
+    `## 4. @Locked overhead over HTTP (NestJS 12 + Express, autocannon, ${P.httpRounds} rounds × ${P.httpSec} s per route, a fresh key per request)`,
+  );
   print();
-  print('Routes of one app: /plain (handler as is), /intercepted (under a pass-through interceptor: what any Nest interceptor costs), /locked (@Locked), /service (LockService.withLock, no interceptor), /intercepted-service (the same under the pass-through interceptor), /raw (the handler itself does an etcd put + delete through the module\'s etcd3 client: the 2-RTT floor, measured in the same process), /guarded (the handler sends the lock\'s own two transactions through the module\'s etcd3 client: the round trips @Locked needs).');
+  print(
+    "Routes of one app: /plain (handler as is), /intercepted (under a pass-through interceptor: what any Nest interceptor costs), /locked (@Locked), /service (LockService.withLock, no interceptor), /intercepted-service (the same under the pass-through interceptor), /raw (the handler itself does an etcd put + delete through the module's etcd3 client: the 2-RTT floor, measured in the same process), /guarded (the handler sends the lock's own two transactions through the module's etcd3 client: the round trips @Locked needs).",
+  );
   print();
   table(
     ['connections', 'route', 'p50 ms', 'p99 ms', 'added vs plain p50 ms', 'req/s', 'app CPU µs/request', 'errors'],
     httpRows.flatMap(r =>
-      ROUTES
-        .filter(route => r.routes[route])
-        .map(route => {
-          const x = r.routes[route]!;
-          return [String(r.connections), `/${route}`, ms(x.p50), ms(x.p99), route === 'plain' ? '' : ms(x.p50 - r.routes.plain!.p50), fmt(x.rps, 0), fmt(x.cpuUs, 0), String(x.errors)];
-        }),
+      ROUTES.filter(route => r.routes[route]).map(route => {
+        const x = r.routes[route]!;
+        return [
+          String(r.connections),
+          `/${route}`,
+          ms(x.p50),
+          ms(x.p99),
+          route === 'plain' ? '' : ms(x.p50 - r.routes.plain!.p50),
+          fmt(x.rps, 0),
+          fmt(x.cpuUs, 0),
+          String(x.errors),
+        ];
+      }),
     ),
   );
   const h1 = httpRows.find(r => r.connections === 1)!;
   const added = h1.addedP50.locked!;
   const floor2 = h1.addedP50.raw!;
   const guarded2 = h1.addedP50.guarded!;
-  print(`@Locked adds ${ms(added)} ms at p50 with 1 connection. Two etcd round trips cost ${ms(floor2)} ms in the same process as a put + delete (/raw − /plain): ${ms(added - floor2)} ms above them; as the lock's own two transactions ${ms(guarded2)} ms (/guarded − /plain): ${ms(added - guarded2)} ms above them (target ≤ 0.20 ms). The added app CPU per request: @Locked ${fmt(h1.routes.locked!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, put + delete ${fmt(h1.routes.raw!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, the two transactions ${fmt(h1.routes.guarded!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs.`);
+  print(
+    `@Locked adds ${ms(added)} ms at p50 with 1 connection. Two etcd round trips cost ${ms(floor2)} ms in the same process as a put + delete (/raw − /plain): ${ms(added - floor2)} ms above them; as the lock's own two transactions ${ms(guarded2)} ms (/guarded − /plain): ${ms(added - guarded2)} ms above them (target ≤ 0.20 ms). The added app CPU per request: @Locked ${fmt(h1.routes.locked!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, put + delete ${fmt(h1.routes.raw!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs, the two transactions ${fmt(h1.routes.guarded!.cpuUs - h1.routes.plain!.cpuUs, 0)} µs.`,
+  );
   print('At 16 connections the figures are throughput under concurrency (requests queue behind each other), not latency.');
   print();
   // The same app on the in-memory lock client: the Nest layer's own cost, without etcd or gRPC.
-  const memRounds = await runHttp(E, P.memHttpRounds, P.httpSec, [{ connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'intercepted-service'] }], { inMemory: true });
+  const memRounds = await runHttp(
+    E,
+    P.memHttpRounds,
+    P.httpSec,
+    [{ connections: 1, routes: ['plain', 'intercepted', 'locked', 'service', 'intercepted-service'] }],
+    { inMemory: true },
+  );
   const mem = summarizeHttp(memRounds)[0];
   results.httpInMemory = { rounds: memRounds, row: mem };
-  print(`The same app on the in-memory lock client (\`nest-etcd-lock/testing\`: no etcd, no gRPC), 1 connection, ${P.memHttpRounds} rounds:`);
+  print(
+    `The same app on the in-memory lock client (\`nest-etcd-lock/testing\`: no etcd, no gRPC), 1 connection, ${P.memHttpRounds} rounds:`,
+  );
   print();
   const memRoutes = ROUTES.filter(route => mem.routes[route]);
   table(
@@ -350,7 +523,13 @@ async function main(): Promise<void> {
     memRoutes.map(route => {
       const x = mem.routes[route]!;
       const plain = mem.routes.plain!;
-      return [`/${route}`, ms(x.p50), route === 'plain' ? '' : ms(mem.addedP50[route]!), fmt(x.cpuUs, 0), route === 'plain' ? '' : fmt(x.cpuUs - plain.cpuUs, 0)];
+      return [
+        `/${route}`,
+        ms(x.p50),
+        route === 'plain' ? '' : ms(mem.addedP50[route]!),
+        fmt(x.cpuUs, 0),
+        route === 'plain' ? '' : fmt(x.cpuUs - plain.cpuUs, 0),
+      ];
     }),
   );
   const aroundLock = (row: typeof h1) => row.addedP50['intercepted-service']! - row.addedP50.service!;
@@ -360,8 +539,18 @@ async function main(): Promise<void> {
       `A pass-through interceptor around withLock (/intercepted-service − /service) adds ${ms(aroundLock(mem))} ms and ${fmt(aroundLockCpu(mem), 0)} µs of CPU here, ${ms(aroundLock(h1))} ms and ${fmt(aroundLockCpu(h1), 0)} µs with etcd.`,
   );
   print();
-  targets.push({ what: '@Locked added latency (1 connection), RTT = put / delete', target: '≤ 2 RTT + 0.2 ms', measured: `+${ms(added)} ms vs 2 RTT ${ms(floor2)} ms (excess ${ms(added - floor2)} ms)`, met: added <= floor2 + 0.2 });
-  targets.push({ what: '@Locked added latency (1 connection), RTT = its own two Txns', target: '≤ 2 RTT + 0.2 ms', measured: `+${ms(added)} ms vs 2 RTT ${ms(guarded2)} ms (excess ${ms(added - guarded2)} ms)`, met: added <= guarded2 + 0.2 });
+  targets.push({
+    what: '@Locked added latency (1 connection), RTT = put / delete',
+    target: '≤ 2 RTT + 0.2 ms',
+    measured: `+${ms(added)} ms vs 2 RTT ${ms(floor2)} ms (excess ${ms(added - floor2)} ms)`,
+    met: added <= floor2 + 0.2,
+  });
+  targets.push({
+    what: '@Locked added latency (1 connection), RTT = its own two Txns',
+    target: '≤ 2 RTT + 0.2 ms',
+    measured: `+${ms(added)} ms vs 2 RTT ${ms(guarded2)} ms (excess ${ms(added - guarded2)} ms)`,
+    met: added <= guarded2 + 0.2,
+  });
 
   // No-fsync footnote ------------------------------------------------------------------------------
   log('the same cycle and handoff on etcd --unsafe-no-fsync ...');
@@ -396,7 +585,9 @@ async function main(): Promise<void> {
   const fs1 = await fsyncStats(fsyncEtcd);
   const fs2 = await fsyncStats(noFsyncEtcd);
   results.walFsync = { fsync: fs1, noFsync: fs2 };
-  print(`WAL fsync as etcd reports it (etcd_disk_wal_fsync_duration_seconds): fsync ON: ${fs1.count} syncs, mean ${ms(fs1.meanMs)} ms; --unsafe-no-fsync: ${fs2.count} syncs, mean ${ms(fs2.meanMs)} ms.`);
+  print(
+    `WAL fsync as etcd reports it (etcd_disk_wal_fsync_duration_seconds): fsync ON: ${fs1.count} syncs, mean ${ms(fs1.meanMs)} ms; --unsafe-no-fsync: ${fs2.count} syncs, mean ${ms(fs2.meanMs)} ms.`,
+  );
   print();
 
   // Targets ----------------------------------------------------------------------------------------
@@ -404,12 +595,32 @@ async function main(): Promise<void> {
   for (const w of [8, 64]) {
     const r = ourRow(w)!;
     if (r.vsGo !== undefined) {
-      targets.push({ what: `handoffs/s vs Go Mutex (${w} waiters)`, target: '≥ 5×', measured: `${fmt(r.handoffsPerSec, 0)} vs ${fmt(contendRows.find(x => x.impl === 'goMutex' && x.waiters === w)!.handoffsPerSec, 0)}/s = ${ratio(r.vsGo)}`, met: r.vsGo >= 5 });
+      targets.push({
+        what: `handoffs/s vs Go Mutex (${w} waiters)`,
+        target: '≥ 5×',
+        measured: `${fmt(r.handoffsPerSec, 0)} vs ${fmt(contendRows.find(x => x.impl === 'goMutex' && x.waiters === w)!.handoffsPerSec, 0)}/s = ${ratio(r.vsGo)}`,
+        met: r.vsGo >= 5,
+      });
     }
-    targets.push({ what: `handoff p50 (${w} waiters)`, target: '≤ 10 ms', measured: `${ms(r.handoffP50)} ms (p99 ${ms(r.handoffP99)} ms)`, met: r.handoffP50 <= 10 });
+    targets.push({
+      what: `handoff p50 (${w} waiters)`,
+      target: '≤ 10 ms',
+      measured: `${ms(r.handoffP50)} ms (p99 ${ms(r.handoffP99)} ms)`,
+      met: r.handoffP50 <= 10,
+    });
   }
-  targets.push({ what: 'isolated handoff vs one event + one read', target: '(reported)', measured: `${ms(hf.ours.p50)} vs ${ms(hf.floor.p50)} ms = ${ratio(hf.ratioP50)}`, met: undefined });
-  targets.push({ what: 'watch events per handoff, 1,000 waiters', target: '1 (no herd)', measured: `${herd.deletes.toFixed(3)} delete events, ${herd.puts.toFixed(3)} put events`, met: Math.abs(herd.deletes - 1) < 0.01 && herd.puts === 0 });
+  targets.push({
+    what: 'isolated handoff vs one event + one read',
+    target: '(reported)',
+    measured: `${ms(hf.ours.p50)} vs ${ms(hf.floor.p50)} ms = ${ratio(hf.ratioP50)}`,
+    met: undefined,
+  });
+  targets.push({
+    what: 'watch events per handoff, 1,000 waiters',
+    target: '1 (no herd)',
+    measured: `${herd.deletes.toFixed(3)} delete events, ${herd.puts.toFixed(3)} put events`,
+    met: Math.abs(herd.deletes - 1) < 0.01 && herd.puts === 0,
+  });
   print('## Targets');
   print();
   table(
@@ -421,13 +632,24 @@ async function main(): Promise<void> {
   results.loadAverage = { start: loadStart, end: load() };
 
   // Chart ------------------------------------------------------------------------------------------
-  const cycleBars: Bar[] = cycleRows.map(r => ({ label: LABEL[r.impl], p50: r.p50, p99: r.p99, kind: r.impl === 'floor' || r.impl === 'guardedFloor' ? 'floor' : r.impl === 'ours' ? 'ours' : 'peer', note: r.impl === 'redlock' ? 'Redis' : undefined }));
+  const cycleBars: Bar[] = cycleRows.map(r => ({
+    label: LABEL[r.impl],
+    p50: r.p50,
+    p99: r.p99,
+    kind: r.impl === 'floor' || r.impl === 'guardedFloor' ? 'floor' : r.impl === 'ours' ? 'ours' : 'peer',
+    note: r.impl === 'redlock' ? 'Redis' : undefined,
+  }));
   const handoffBars: Bar[] = [
     { label: 'floor: delete → event → read', p50: hf.floor.p50, p99: hf.floor.p99, kind: 'floor' },
     { label: 'nest-etcd-lock, 1 waiter armed', p50: hf.ours.p50, p99: hf.ours.p99, kind: 'ours' },
     ...contendRows
       .filter(r => r.waiters !== 2)
-      .map(r => ({ label: `${LABEL[r.impl]}, ${r.waiters} waiters`, p50: r.handoffP50, p99: r.handoffP99, kind: (r.impl === 'ours' ? 'ours' : 'peer') as Bar['kind'] })),
+      .map(r => ({
+        label: `${LABEL[r.impl]}, ${r.waiters} waiters`,
+        p50: r.handoffP50,
+        p99: r.handoffP99,
+        kind: (r.impl === 'ours' ? 'ours' : 'peer') as Bar['kind'],
+      })),
     { label: 'nest-etcd-lock, 1,000 waiters', p50: herd.handoffP50, p99: herd.handoffP99, kind: 'ours' },
   ];
   const svg = renderChart(
@@ -448,7 +670,10 @@ async function main(): Promise<void> {
 function gitDescribe(): string {
   const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' });
   if (head.status !== 0) return 'not a git checkout';
-  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'lib'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'lib'], {
+    cwd: REPO,
+    encoding: 'utf8',
+  }).stdout.trim();
   return `commit ${head.stdout.trim()}${dirty ? ' + uncommitted changes in lib/' : ''}`;
 }
 
@@ -489,13 +714,27 @@ function summarizeCycles(rounds: CycleRound[], impls: CycleImpl[]): CycleRow[] {
     const mean = median(mine.map(s => s.mean));
     const cpuUs = median(rounds.filter(r => r.impl === impl).map(r => r.cpuUsPerCycle));
     const etcdCpuUs = median(rounds.filter(r => r.impl === impl).map(r => r.etcdCpuUsPerCycle));
-    return { impl, opsPerSec: 1000 / mean, p50: median(mine.map(s => s.p50)), p99: median(mine.map(s => s.p99)), mean, ratioMean: median(ratiosMean), ratioP50: median(ratiosP50), ratioGuarded: median(ratiosGuarded), cpuUs, etcdCpuUs };
+    return {
+      impl,
+      opsPerSec: 1000 / mean,
+      p50: median(mine.map(s => s.p50)),
+      p99: median(mine.map(s => s.p99)),
+      mean,
+      ratioMean: median(ratiosMean),
+      ratioP50: median(ratiosP50),
+      ratioGuarded: median(ratiosGuarded),
+      cpuUs,
+      etcdCpuUs,
+    };
   });
 }
 
 function summarizeHandoff(rounds: HandoffRound[]) {
   const pick = (impl: 'floor' | 'ours', f: (r: HandoffRound) => Summary | undefined) => {
-    const s = rounds.filter(r => r.impl === impl).map(f).filter((x): x is Summary => x !== undefined);
+    const s = rounds
+      .filter(r => r.impl === impl)
+      .map(f)
+      .filter((x): x is Summary => x !== undefined);
     return { p50: median(s.map(x => x.p50)), p99: median(s.map(x => x.p99)) };
   };
   const ratios: number[] = [];
@@ -525,7 +764,10 @@ function summarizeContended(runs: { c: ContendCase; run: ContendRun }[], cases: 
     const mine = runs.filter(r => r.c === c).map(r => r.run);
     const goCase = cases.find(x => x.impl === 'goMutex' && x.waiters === c.waiters);
     const goRuns = runs.filter(r => r.c === goCase).map(r => r.run);
-    const vsGo = goRuns.length && c.impl !== 'goMutex' ? median(mine.map(r => r.handoffsPerSec / goRuns.find(g => g.round === r.round)!.handoffsPerSec)) : undefined;
+    const vsGo =
+      goRuns.length && c.impl !== 'goMutex'
+        ? median(mine.map(r => r.handoffsPerSec / goRuns.find(g => g.round === r.round)!.handoffsPerSec))
+        : undefined;
     const m = (f: (r: ContendRun) => number | undefined) => median(mine.map(r => f(r) ?? NaN));
     return {
       ...c,

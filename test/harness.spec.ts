@@ -3,15 +3,7 @@
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
-import {
-  ETCD_BIN,
-  etcdctl,
-  requestHealth,
-  spawnEtcdctl,
-  startEtcd,
-  startEtcdCluster,
-  type EtcdCluster,
-} from './support/etcd.js';
+import { ETCD_BIN, etcdctl, requestHealth, spawnEtcdctl, startEtcd, startEtcdCluster, type EtcdCluster } from './support/etcd.js';
 import { isAlive, readRegistry } from './support/pid-registry.js';
 import { waitFor } from './support/wait.js';
 
@@ -27,19 +19,19 @@ function isPidAlive(pid: number): boolean {
 describe('etcd test harness', () => {
   const clusters: EtcdCluster[] = [];
   afterAll(async () => {
-    await Promise.all(clusters.map((c) => c.close()));
+    await Promise.all(clusters.map(c => c.close()));
   });
 
   it('uses an etcd binary', () => {
     expect(ETCD_BIN).toMatch(/etcd$/);
   });
 
-  it('a failing start rejects with etcd\'s last output lines and leaves nothing behind', async () => {
+  it("a failing start rejects with etcd's last output lines and leaves nothing behind", async () => {
     await expect(startEtcd({ extraArgs: ['--no-such-flag'] })).rejects.toThrow(
       /exited during startup[\s\S]*flag provided but not defined: -no-such-flag/,
     );
     // Nothing of ours is registered (nor alive) any more.
-    expect(readRegistry().filter((e) => e.owner === process.pid && isAlive(e.pid))).toEqual([]);
+    expect(readRegistry().filter(e => e.owner === process.pid && isAlive(e.pid))).toEqual([]);
   });
 
   describe('single member', () => {
@@ -99,9 +91,9 @@ describe('etcd test harness', () => {
     it('starts three healthy members with distinct ports, PIDs and data dirs', async () => {
       expect(cluster.members).toHaveLength(3);
       expect(new Set(cluster.endpoints).size).toBe(3);
-      expect(new Set(cluster.members.map((m) => m.peerUrl)).size).toBe(3);
-      expect(new Set(cluster.members.map((m) => m.pid)).size).toBe(3);
-      expect(new Set(cluster.members.map((m) => m.dataDir)).size).toBe(3);
+      expect(new Set(cluster.members.map(m => m.peerUrl)).size).toBe(3);
+      expect(new Set(cluster.members.map(m => m.pid)).size).toBe(3);
+      expect(new Set(cluster.members.map(m => m.dataDir)).size).toBe(3);
       for (const m of cluster.members) {
         expect(m.isRunning()).toBe(true);
         expect(await requestHealth(m.clientUrl)).toMatchObject({ health: 'true' });
@@ -143,8 +135,7 @@ describe('etcd test harness', () => {
       expect(await requestHealth(oldLeader.clientUrl)).toMatchObject({ health: 'true' });
 
       // Serializable reads are answered from the restarted member's own store.
-      const read = (key: string) =>
-        etcdctl([oldLeader.clientUrl], ['get', key, '--print-value-only', '--consistency=s']);
+      const read = (key: string) => etcdctl([oldLeader.clientUrl], ['get', key, '--print-value-only', '--consistency=s']);
       expect((await read('harness/durable')).stdout.trim()).toBe('v1');
       await waitFor(async () => (await read('harness/after-failover')).stdout.trim() === 'v2', {
         timeoutMs: 5000,
@@ -153,7 +144,7 @@ describe('etcd test harness', () => {
     });
 
     it('a paused member does not answer /health until resumed', async () => {
-      const follower = cluster.members.find((m) => m.isRunning())!;
+      const follower = cluster.members.find(m => m.isRunning())!;
       follower.pause();
       await expect(requestHealth(follower.clientUrl, 300)).rejects.toThrow(/timed out/);
       follower.resume();
@@ -168,8 +159,8 @@ describe('etcd test harness', () => {
       await once(holder.stdout!, 'data'); // prints the lock key once acquired
       const holderExit = once(holder, 'exit');
       cluster.members[1]!.pause();
-      const pids = [...cluster.members.map((m) => m.pid), holder.pid!];
-      const dirs = cluster.members.map((m) => m.dataDir);
+      const pids = [...cluster.members.map(m => m.pid), holder.pid!];
+      const dirs = cluster.members.map(m => m.dataDir);
       await cluster.close();
       await cluster.close();
       for (const pid of pids) {

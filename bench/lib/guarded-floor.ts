@@ -13,7 +13,16 @@ export async function guardedCycle(etcd: Etcd3, prefix: string, lease: string): 
     compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
     success: [
       { request_put: { key, value: Buffer.from('x'), lease } },
-      { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true } },
+      {
+        request_range: {
+          key: Buffer.from(prefix),
+          range_end: prefixRangeEnd(prefix),
+          sort_target: 'Create',
+          sort_order: 'Descend',
+          limit: 2,
+          keys_only: true,
+        },
+      },
     ],
     failure: [{ request_range: { key, keys_only: true } }],
   });

@@ -47,7 +47,10 @@ export async function freePort(): Promise<number> {
 
 /** BENCH_SKIP=go,redis leaves those peers out, as on a machine without them. */
 export function skipped(peer: 'go' | 'redis'): boolean {
-  return (process.env.BENCH_SKIP ?? '').split(',').map(s => s.trim()).includes(peer);
+  return (process.env.BENCH_SKIP ?? '')
+    .split(',')
+    .map(s => s.trim())
+    .includes(peer);
 }
 
 /** The path of an executable on PATH (or in /usr/bin, /usr/local/bin), if any. */
@@ -85,9 +88,13 @@ export async function startRedis(): Promise<RedisServer | undefined> {
   if (!bin) return undefined;
   const version = /v=(\S+)/.exec(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'unknown';
   const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    bin,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.add(child);
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
   child.once('exit', () => children.delete(child));

@@ -9,7 +9,10 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 export function median(values: readonly number[]): number {
   const finite = values.filter(v => Number.isFinite(v));
-  return percentile([...finite].sort((a, b) => a - b), 50);
+  return percentile(
+    [...finite].sort((a, b) => a - b),
+    50,
+  );
 }
 
 export function mean(values: readonly number[]): number {

@@ -60,15 +60,21 @@ export function renderChart(title: string, subtitle: string, panels: Panel[]): s
       const cy = y + barH / 2;
       parts.push(`<text x="${labelW - 8}" y="${cy + 4}" font-size="12" text-anchor="end">${esc(bar.label)}</text>`);
       if (Number.isFinite(bar.p50)) {
-        parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, x(bar.p50) - labelW).toFixed(1)}" height="${barH}" fill="${COLOURS[bar.kind]}"/>`);
+        parts.push(
+          `<rect x="${labelW}" y="${y}" width="${Math.max(1, x(bar.p50) - labelW).toFixed(1)}" height="${barH}" fill="${COLOURS[bar.kind]}"/>`,
+        );
         if (bar.p99 !== undefined && Number.isFinite(bar.p99)) {
           const px = x(bar.p99);
           parts.push(`<line x1="${x(bar.p50).toFixed(1)}" x2="${px.toFixed(1)}" y1="${cy}" y2="${cy}" stroke="#222" stroke-width="1"/>`);
           if (bar.p99 > max) {
             // Beyond the axis: an arrowhead at its end; the value is in the label.
-            parts.push(`<path d="M${px - 6},${y + 4} L${px},${cy} L${px - 6},${y + barH - 4}" fill="none" stroke="#222" stroke-width="1.5"/>`);
+            parts.push(
+              `<path d="M${px - 6},${y + 4} L${px},${cy} L${px - 6},${y + barH - 4}" fill="none" stroke="#222" stroke-width="1.5"/>`,
+            );
           } else {
-            parts.push(`<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${y + 3}" y2="${y + barH - 3}" stroke="#222" stroke-width="2"/>`);
+            parts.push(
+              `<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${y + 3}" y2="${y + barH - 3}" stroke="#222" stroke-width="2"/>`,
+            );
           }
         }
         const text = `${fmt(bar.p50)}${bar.p99 !== undefined && Number.isFinite(bar.p99) ? ` (p99 ${fmt(bar.p99)})` : ''} ${panel.unit}${bar.note ? ` · ${bar.note}` : ''}`;
@@ -90,7 +96,9 @@ export function renderChart(title: string, subtitle: string, panels: Panel[]): s
       parts.push(`<line x1="${tx}" x2="${tx}" y1="${y}" y2="${y + 4}" stroke="#999"/>`);
       parts.push(`<text x="${tx}" y="${y + 16}" font-size="10" text-anchor="middle" fill="#555">${fmt(v)}</text>`);
     }
-    parts.push(`<text x="${labelW + plotW + 26}" y="${y + 16}" font-size="10" fill="#555">${esc(panel.unit)} (p99 beyond the axis: ▸)</text>`);
+    parts.push(
+      `<text x="${labelW + plotW + 26}" y="${y + 16}" font-size="10" fill="#555">${esc(panel.unit)} (p99 beyond the axis: ▸)</text>`,
+    );
     y += 30;
   }
   const legendY = y + 4;

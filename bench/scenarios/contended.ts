@@ -62,7 +62,13 @@ interface WorkerResult {
   loopDelayMs?: { p50: number; p99: number };
 }
 
-export async function runContended(ctx: ContendContext, impl: ContendImpl, waiters: number, processes: number, round: number): Promise<ContendRun> {
+export async function runContended(
+  ctx: ContendContext,
+  impl: ContendImpl,
+  waiters: number,
+  processes: number,
+  round: number,
+): Promise<ContendRun> {
   const key = `contend-${impl}-${waiters}-${round}-${process.pid}`;
   const per = Math.ceil(waiters / processes);
   const workers: Worker[] = [];
@@ -70,10 +76,29 @@ export async function runContended(ctx: ContendContext, impl: ContendImpl, waite
     const count = Math.min(per, waiters - p * per);
     if (impl === 'goMutex') {
       workers.push(
-        new Worker(`go contend ${p}`, ctx.goBinary!, ['contend', '-endpoint', ctx.endpoint, '-key', `bench/${key}`, '-waiters', String(count), '-duration-ms', String(ctx.durationMs)]),
+        new Worker(`go contend ${p}`, ctx.goBinary!, [
+          'contend',
+          '-endpoint',
+          ctx.endpoint,
+          '-key',
+          `bench/${key}`,
+          '-waiters',
+          String(count),
+          '-duration-ms',
+          String(ctx.durationMs),
+        ]),
       );
     } else {
-      workers.push(nodeWorker(`contend ${impl} ${p}`, 'contend.js', { impl, endpoint: ctx.endpoint, redisPort: ctx.redisPort, key, waiters: count, durationMs: ctx.durationMs }));
+      workers.push(
+        nodeWorker(`contend ${impl} ${p}`, 'contend.js', {
+          impl,
+          endpoint: ctx.endpoint,
+          redisPort: ctx.redisPort,
+          key,
+          waiters: count,
+          durationMs: ctx.durationMs,
+        }),
+      );
     }
   }
   try {

@@ -53,7 +53,14 @@ export class HandoffRunners {
       const t0 = performance.now();
       const del = this.a.kv.deleteRange({ key });
       const te = await deleted;
-      await this.b.kv.range({ key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), sort_target: 'Create', sort_order: 'Descend', limit: 1, keys_only: true });
+      await this.b.kv.range({
+        key: Buffer.from(prefix),
+        range_end: prefixRangeEnd(prefix),
+        sort_target: 'Create',
+        sort_order: 'Descend',
+        limit: 1,
+        keys_only: true,
+      });
       const t1 = performance.now();
       await del;
       void watcher.cancel();
@@ -94,7 +101,13 @@ export class HandoffRunners {
   }
 }
 
-export async function runHandoff(runners: HandoffRunners, rounds: number, n: number, warmup: number, label: string): Promise<HandoffRound[]> {
+export async function runHandoff(
+  runners: HandoffRunners,
+  rounds: number,
+  n: number,
+  warmup: number,
+  label: string,
+): Promise<HandoffRound[]> {
   const out: HandoffRound[] = [];
   for (let round = 0; round < rounds; round++) {
     const order: Array<'floor' | 'ours'> = round % 2 ? ['ours', 'floor'] : ['floor', 'ours'];

@@ -36,7 +36,9 @@ export async function runHerd(endpoint: string, waiters: number, processes: numb
     const m0 = await scrapeMetrics(endpoint);
     const t0 = performance.timeOrigin + performance.now();
     await holder.release();
-    const results = await Promise.all(workers.map(w => w.result<{ records: [number, number, number, number][]; watch: WatchCounts }>(180_000)));
+    const results = await Promise.all(
+      workers.map(w => w.result<{ records: [number, number, number, number][]; watch: WatchCounts }>(180_000)),
+    );
     const m1 = await scrapeMetrics(endpoint);
     const grants = results.flatMap(r => r.records).sort((a, b) => a[1] - b[1]);
     const handoffs = grants.map((r, i) => r[1] - (i === 0 ? t0 : grants[i - 1][2]));

@@ -62,9 +62,7 @@ export class CycleRunners {
     const txnLease = raw.lease(10);
     const lease = await txnLease.grant();
     self.closers.push(() => txnLease.revoke().catch(() => undefined));
-    self.runners.set('guardedFloor', (tag, n, warmup) =>
-      timeLoop(n, warmup, i => guardedCycle(raw, `bench/u-txn/${tag}/${i}/`, lease)),
-    );
+    self.runners.set('guardedFloor', (tag, n, warmup) => timeLoop(n, warmup, i => guardedCycle(raw, `bench/u-txn/${tag}/${i}/`, lease)));
     const ours = new EtcdLockClient({ hosts: ctx.endpoint, ttl: 10, prefix: 'bench/u-ours/' });
     await ours.connect();
     self.closers.push(() => ours.close());
@@ -86,7 +84,17 @@ export class CycleRunners {
     if (ctx.goBinary) {
       const binary = ctx.goBinary;
       self.runners.set('goMutex', async (tag, n, warmup) => {
-        const worker = new Worker('go cycle', binary, ['cycle', '-endpoint', ctx.endpoint, '-prefix', `bench/u-go/${tag}/`, '-n', String(n), '-warmup', String(warmup)]);
+        const worker = new Worker('go cycle', binary, [
+          'cycle',
+          '-endpoint',
+          ctx.endpoint,
+          '-prefix',
+          `bench/u-go/${tag}/`,
+          '-n',
+          String(n),
+          '-warmup',
+          String(warmup),
+        ]);
         const result = await worker.result<{ cycleMs: number[]; cpuMs: number }>();
         return { samples: result.cycleMs, cpuUsPerCycle: (result.cpuMs * 1000) / n };
       });

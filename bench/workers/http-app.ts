@@ -16,7 +16,17 @@
  * Prints "ready <port>" once listening; closes (revoking its lease) when stdin ends.
  */
 import 'reflect-metadata';
-import { Controller, Get, Inject, Injectable, Module, Param, UseInterceptors, type CallHandler, type NestInterceptor } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Inject,
+  Injectable,
+  Module,
+  Param,
+  UseInterceptors,
+  type CallHandler,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ETCD_LOCK_CLIENT, EtcdLockClient, EtcdLockModule, Locked, LockService } from '../../lib/index.js';
 import { EtcdLockTestingModule } from '../../lib/testing/index.js';
@@ -90,7 +100,9 @@ class BenchController {
 
 @Module({
   imports: [
-    config.inMemory ? EtcdLockTestingModule.forRoot() : EtcdLockModule.forRoot({ hosts: config.endpoint, ttl: 10, prefix: 'bench/http/', logger: false }),
+    config.inMemory
+      ? EtcdLockTestingModule.forRoot()
+      : EtcdLockModule.forRoot({ hosts: config.endpoint, ttl: 10, prefix: 'bench/http/', logger: false }),
   ],
   controllers: [BenchController],
 })

@@ -23,7 +23,13 @@ interface UnaryClient {
   ): unknown;
 }
 
-type EncodedTxnMethod = (this: UnaryClient, request: Buffer, metadata: unknown, options: CallOptions, callback: (err: Error | null, res?: WireTxnResponse) => void) => unknown;
+type EncodedTxnMethod = (
+  this: UnaryClient,
+  request: Buffer,
+  metadata: unknown,
+  options: CallOptions,
+  callback: (err: Error | null, res?: WireTxnResponse) => void,
+) => unknown;
 
 const sendEncoded: EncodedTxnMethod = function (request, metadata, options, callback) {
   return this.makeUnaryRequest('/etcdserverpb.KV/Txn', asIs, decodeTxnResponse, request, metadata, options, callback);
@@ -45,7 +51,10 @@ export class EncodedTxns {
   constructor(client: Etcd3) {
     const pool = (client as unknown as { pool?: ICallable<unknown> }).pool;
     if (typeof pool?.exec !== 'function' || typeof pool.withConnection !== 'function') {
-      throw new InvalidLockArgumentError('client', 'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool');
+      throw new InvalidLockArgumentError(
+        'client',
+        'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool',
+      );
     }
     this.pool = pool;
   }

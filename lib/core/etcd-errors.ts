@@ -18,7 +18,14 @@ import {
   GRPCOutOfRangeError,
   GRPCUnauthenticatedError,
 } from 'etcd3';
-import { EtcdAuthenticationError, EtcdRequestError, EtcdUnavailableError, LockClientClosedError, LockError, LockLostError } from './errors.js';
+import {
+  EtcdAuthenticationError,
+  EtcdRequestError,
+  EtcdUnavailableError,
+  LockClientClosedError,
+  LockError,
+  LockLostError,
+} from './errors.js';
 
 /**
  * Turns whatever the etcd3 client threw into one of our typed errors, keeping the original as
@@ -50,7 +57,13 @@ export function toLockError(err: unknown, during: string, resource?: string): Lo
 }
 
 /** gRPC statuses that reject the request itself; sending it again gets the same answer. */
-const PERMANENT_GRPC_ERRORS = [GRPCInvalidArgumentError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCAlreadyExistsError, GRPCDataLossError];
+const PERMANENT_GRPC_ERRORS = [
+  GRPCInvalidArgumentError,
+  GRPCNotImplementedError,
+  GRPCOutOfRangeError,
+  GRPCAlreadyExistsError,
+  GRPCDataLossError,
+];
 
 /**
  * A network or server condition that may pass: a gRPC failure other than the permanent ones

@@ -104,7 +104,10 @@ export class EtcdLockClient extends LockClient {
       await this.mutex.settled();
     };
     const gaveUp = await withinMs(releaseAll(), this.options.requestTimeout);
-    if (gaveUp) this.options.logger.warn(`closing the lock client: etcd did not answer within ${this.options.requestTimeout} ms; leases left to expire`);
+    if (gaveUp)
+      this.options.logger.warn(
+        `closing the lock client: etcd did not answer within ${this.options.requestTimeout} ms; leases left to expire`,
+      );
     if (!this.options.client) this.etcd.close();
   }
 
@@ -130,7 +133,11 @@ export class EtcdLockClient extends LockClient {
     if (current && !current.alive) this.forget(ttl, current);
     let pending = this.sessions.get(ttl);
     if (!pending) {
-      const opening = Session.open(this.etcd, { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger }, timeoutMs);
+      const opening = Session.open(
+        this.etcd,
+        { ttl, requestTimeoutMs: this.options.requestTimeout, logger: this.options.logger },
+        timeoutMs,
+      );
       pending = opening;
       this.sessions.set(ttl, opening);
       opening.then(
@@ -203,7 +210,13 @@ async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
     timer = setTimeout(() => resolve(true), ms);
   });
   try {
-    return await Promise.race([work.then(() => false, () => false), timedOut]);
+    return await Promise.race([
+      work.then(
+        () => false,
+        () => false,
+      ),
+      timedOut,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -48,10 +48,7 @@ export interface KeysRange {
   maxCreateRevision?: string;
 }
 
-export type WireOp =
-  | { put: { key: Buffer; value: Buffer; lease: string } }
-  | { range: KeysRange }
-  | { deleteKey: Buffer };
+export type WireOp = { put: { key: Buffer; value: Buffer; lease: string } } | { range: KeysRange } | { deleteKey: Buffer };
 
 export interface WireTxn {
   compare: CreateRevisionIs[];

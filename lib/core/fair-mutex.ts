@@ -86,10 +86,17 @@ export class FairMutex {
       await this.waitForTurn(scope, session, resource, prefix, key, createRevision, view, options.tryOnly);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
       const revision = createRevision;
-      const handle = new LockHandle(resource, key, BigInt(revision), session, held => {
-        audit.delete(held);
-        return this.deleteKey(session, key, revision);
-      }, this.events);
+      const handle = new LockHandle(
+        resource,
+        key,
+        BigInt(revision),
+        session,
+        held => {
+          audit.delete(held);
+          return this.deleteKey(session, key, revision);
+        },
+        this.events,
+      );
       audit.add(handle);
       return handle;
     } catch (err) {
@@ -226,7 +233,13 @@ export class FairMutex {
       timer = setTimeout(() => resolve('recheck'), ((session.grantedTtl * 1000) / 3) * (0.75 + Math.random() / 2));
     });
     const wakes: Array<Promise<Wake>> = [watch.changed, recheck];
-    if (fresh) wakes.push(watch.ready().then(armedAt => ({ armedAt }), () => 'refused' as const));
+    if (fresh)
+      wakes.push(
+        watch.ready().then(
+          armedAt => ({ armedAt }),
+          () => 'refused' as const,
+        ),
+      );
     try {
       return await scope.race(Promise.race(wakes));
     } finally {

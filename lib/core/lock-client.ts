@@ -102,7 +102,11 @@ export abstract class LockClient {
    */
   async withLock<R extends Resources, T>(resource: R, fn: (lock: HeldLock<R>) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     const lock = await this.acquire(resource, options);
-    return runWhileHeld(lock, () => fn(lock), () => lock.release());
+    return runWhileHeld(
+      lock,
+      () => fn(lock),
+      () => lock.release(),
+    );
   }
 
   private async take<R extends Resources>(resource: R, options: AcquireOptions = {}, tryOnly: boolean): Promise<HeldLock<R>> {

@@ -44,7 +44,17 @@ export interface ResolvedLockOptions {
 }
 
 const KNOWN_OPTIONS = new Set<string>([
-  'hosts', 'auth', 'credentials', 'prefix', 'ttl', 'waitTimeout', 'dialTimeout', 'requestTimeout', 'logger', 'client', 'etcdOptions',
+  'hosts',
+  'auth',
+  'credentials',
+  'prefix',
+  'ttl',
+  'waitTimeout',
+  'dialTimeout',
+  'requestTimeout',
+  'logger',
+  'client',
+  'etcdOptions',
 ]);
 
 /** Validates options up front, so a typo fails at bootstrap with the field named. */

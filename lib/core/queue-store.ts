@@ -54,10 +54,7 @@ export class QueueStore {
     const res = await this.txns.txn(
       {
         compare: [tryOnly ? { key: newest.key, rangeEnd: newest.rangeEnd, createRevision: '0' } : { key: keyBuf, createRevision: '0' }],
-        success: [
-          { put: { key: keyBuf, value: entryValue(), lease: leaseId } },
-          { range: newest },
-        ],
+        success: [{ put: { key: keyBuf, value: entryValue(), lease: leaseId } }, { range: newest }],
         failure: [{ range: { key: keyBuf } }],
       },
       this.callOptions(),
@@ -143,7 +140,11 @@ function entryValue(): Buffer {
 }
 
 function toQueueEntry(kv: IKeyValue): LockQueueEntry {
-  const entry: LockQueueEntry = { key: kv.key.toString(), leaseId: BigInt(kv.lease).toString(16), fencingToken: BigInt(kv.create_revision) };
+  const entry: LockQueueEntry = {
+    key: kv.key.toString(),
+    leaseId: BigInt(kv.lease).toString(16),
+    fencingToken: BigInt(kv.create_revision),
+  };
   try {
     // Keys put by etcdctl or Go's Mutex have empty values; ours say who queued and when.
     const value = JSON.parse(kv.value.toString()) as Partial<QueueEntryValue>;

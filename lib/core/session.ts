@@ -1,10 +1,4 @@
-import {
-  EtcdLeaseInvalidError,
-  type Etcd3,
-  type IDuplexStream,
-  type ILeaseKeepAliveRequest,
-  type ILeaseKeepAliveResponse,
-} from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { InvalidLockArgumentError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import type { LeaseEnd, LockLease } from './handle.js';
@@ -196,10 +190,7 @@ export class Session implements LockLease {
 
   private async revoke(): Promise<void> {
     try {
-      await this.client.leaseClient.leaseRevoke(
-        { ID: this.leaseId },
-        { deadline: Date.now() + this.options.requestTimeoutMs },
-      );
+      await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + this.options.requestTimeoutMs });
     } catch (err) {
       if (!(err instanceof EtcdLeaseInvalidError)) throw toLockError(err, 'revoking the lease');
     }
@@ -239,9 +230,12 @@ export class Session implements LockLease {
     // Node may fire a timer slightly before performance.now() reaches its due time (libuv counts
     // whole milliseconds). Then wait for the rest: left alone, the loss would only be noticed at
     // the next renewal tick, up to TTL/3 later, after etcd may have expired the lease.
-    this.lossTimer = setTimeout(() => {
-      if (this.checkDeadline()) this.armLossTimer();
-    }, Math.max(0, this.msToDeadline()));
+    this.lossTimer = setTimeout(
+      () => {
+        if (this.checkDeadline()) this.armLossTimer();
+      },
+      Math.max(0, this.msToDeadline()),
+    );
   }
 
   private checkDeadline(): boolean {
@@ -293,16 +287,19 @@ export class Session implements LockLease {
   private armStallTimer(): void {
     if (this.stallTimer || this.inFlight.length === 0) return;
     const overdueInMs = this.inFlight[0].mono + this.stallBoundMs - this.clock.monotonic();
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      if (this.ended || !this.stream) return;
-      if (this.streamStalled()) {
-        this.abandonStream();
-        this.renew();
-      } else {
-        this.armStallTimer();
-      }
-    }, Math.max(0, overdueInMs));
+    this.stallTimer = setTimeout(
+      () => {
+        this.stallTimer = undefined;
+        if (this.ended || !this.stream) return;
+        if (this.streamStalled()) {
+          this.abandonStream();
+          this.renew();
+        } else {
+          this.armStallTimer();
+        }
+      },
+      Math.max(0, overdueInMs),
+    );
   }
 
   /** Drops a stalled stream; the next one goes to a member etcd3 picks at random. */

@@ -124,7 +124,8 @@ export class WatchChannel {
           if (generation === this.generationNo) this.provenAt = performance.now();
           return true;
         }
-        if (++this.probesBehind >= 2) this.rebuild(generation, `its member is behind the cluster (at revision ${outcome}, ${expected} already read)`);
+        if (++this.probesBehind >= 2)
+          this.rebuild(generation, `its member is behind the cluster (at revision ${outcome}, ${expected} already read)`);
         return false;
       }
       // Still queued behind other creates when late: not the stream's fault (yet).

@@ -31,7 +31,11 @@ export interface EnteredLock {
  * keep the deadlock-free order of lists; one ordered before is taken only if free (else
  * {@link LockOrderError}).
  */
-export async function enterLock(client: LockClient, resources: string | readonly string[], options: LockRunOptions = {}): Promise<EnteredLock> {
+export async function enterLock(
+  client: LockClient,
+  resources: string | readonly string[],
+  options: LockRunOptions = {},
+): Promise<EnteredLock> {
   const outer = lockScope.getStore();
   const chain = outer?.chains.get(client);
   const wanted = typeof resources === 'string' ? [resources] : [...new Set(resources)];

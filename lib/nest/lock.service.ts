@@ -87,4 +87,3 @@ export class LockService implements OnApplicationShutdown {
     await this.client.close();
   }
 }
-

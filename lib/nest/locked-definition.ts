@@ -30,8 +30,14 @@ export interface LockedDefinition {
 /** Checks a `@Locked` declaration when the class is defined, so mistakes fail at startup. */
 export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedDefinition {
   const templates = typeof key === 'function' ? [] : typeof key === 'string' ? [key] : key;
-  if (typeof key !== 'function' && (!Array.isArray(templates) || templates.length === 0 || templates.some(t => typeof t !== 'string' || t === ''))) {
-    throw new InvalidLockArgumentError('@Locked key', `expected a non-empty template, list of templates or function, got ${describeValue(key)}`);
+  if (
+    typeof key !== 'function' &&
+    (!Array.isArray(templates) || templates.length === 0 || templates.some(t => typeof t !== 'string' || t === ''))
+  ) {
+    throw new InvalidLockArgumentError(
+      '@Locked key',
+      `expected a non-empty template, list of templates or function, got ${describeValue(key)}`,
+    );
   }
   const { waitTimeout, tryOnly, ttl, ...unknown } = options;
   const extra = Object.keys(unknown)[0];
@@ -59,7 +65,10 @@ export function resolveResources(key: LockKey, source: unknown, fnArgs: unknown[
     const value = key(...fnArgs);
     const names = typeof value === 'string' ? [value] : value;
     if (!Array.isArray(names) || names.length === 0 || names.some(n => typeof n !== 'string' || n === '')) {
-      throw new LockKeyError(key.name || 'key function', `returned ${describeValue(value)}, expected a non-empty string or list of strings`);
+      throw new LockKeyError(
+        key.name || 'key function',
+        `returned ${describeValue(value)}, expected a non-empty string or list of strings`,
+      );
     }
     return typeof value === 'string' ? value : [...names];
   }

@@ -48,7 +48,8 @@ export function Locked(key: LockKey, options?: LockedOptions): MethodDecorator {
         // Called by Nest's router inside LockInterceptor, which holds the lock already.
         return lockScope.run({ ...scope, intercepted: undefined }, () => original.apply(this, args));
       }
-      const enter = async (signal?: AbortSignal) => serviceOf(this, method).enter(resolveResources(definition.key, args, args), { ...definition.options, signal });
+      const enter = async (signal?: AbortSignal) =>
+        serviceOf(this, method).enter(resolveResources(definition.key, args, args), { ...definition.options, signal });
       const call = (entered: EnteredLock) => lockScope.run(entered.scope, () => original.apply(this, args));
       if (returnsObservable) return lockedObservable(enter, entered => call(entered) as Observable<unknown>);
       return enter()
@@ -81,5 +82,7 @@ function serviceOf(instance: unknown, method: string): LockService {
  * the app's `Observable` class need not be ours.
  */
 function isObservableClass(type: unknown): boolean {
-  return typeof type === 'function' && (type === Observable || (type.name === 'Observable' && typeof type.prototype?.subscribe === 'function'));
+  return (
+    typeof type === 'function' && (type === Observable || (type.name === 'Observable' && typeof type.prototype?.subscribe === 'function'))
+  );
 }

@@ -54,7 +54,11 @@ export class TickRunner {
       // The tick's lock is no lock client's re-entrant hold: @CurrentLock() sees it, nothing borrows it.
       const chains = new Map(this.lockClient ? [[this.lockClient, { holds: new Map(), current: lock }]] : []);
       const scope = { chains, current: lock };
-      return await runWhileHeld(lock, () => lockScope.run(scope, fn), () => lock.release());
+      return await runWhileHeld(
+        lock,
+        () => lockScope.run(scope, fn),
+        () => lock.release(),
+      );
     } catch (err) {
       error = err;
       throw err;

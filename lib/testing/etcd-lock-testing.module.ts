@@ -23,7 +23,7 @@ export class EtcdLockTestingModule {
     return {
       module: EtcdLockTestingModule,
       global: isGlobal,
-          providers: [
+      providers: [
         { provide: InMemoryLockClient, useFactory: () => new InMemoryLockClient(clientOptions) },
         { provide: ETCD_LOCK_CLIENT, useExisting: InMemoryLockClient },
         { provide: APP_FILTER, useClass: LockExceptionFilter },

@@ -25,7 +25,10 @@ export class AppConfig {
   readonly instance: string;
 
   constructor(env: NodeJS.ProcessEnv) {
-    this.etcdHosts = (env.ETCD_HOSTS ?? 'http://127.0.0.1:2379').split(',').map(host => host.trim()).filter(Boolean);
+    this.etcdHosts = (env.ETCD_HOSTS ?? 'http://127.0.0.1:2379')
+      .split(',')
+      .map(host => host.trim())
+      .filter(Boolean);
     if (this.etcdHosts.length === 0) throw new Error('ETCD_HOSTS must list at least one endpoint');
     this.lockPrefix = env.LOCK_PREFIX ?? 'sample-app/locks/';
     this.lockTtl = integer(env, 'LOCK_TTL', 10, 1);

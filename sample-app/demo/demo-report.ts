@@ -34,7 +34,9 @@ export function buildReport(measured: Measured): DemoReport {
     ...seats.bookings.map(({ seat, reply }) => ({ keys: [`seat:${seat}`], ...reply })),
     ...transfers.transfers.map(({ from, to, reply }) => ({ keys: [`account:${from}`, `account:${to}`], ...reply })),
   ];
-  const waits = [...counter.increments, ...seats.bookings, ...transfers.transfers].flatMap(r => (r.lockWaitMs === undefined ? [] : [r.lockWaitMs]));
+  const waits = [...counter.increments, ...seats.bookings, ...transfers.transfers].flatMap(r =>
+    r.lockWaitMs === undefined ? [] : [r.lockWaitMs],
+  );
   const failures =
     counter.increments.filter(i => !succeeded(i.reply)).length +
     seats.bookings.filter(b => !succeeded(b.reply) && b.reply.body.error !== 'SeatTaken').length +

@@ -22,14 +22,18 @@ function runs(bin: string): boolean {
 /** Finds (or builds, or installs) an etcd for the demo; `log` tells of a build or an install first. */
 export function obtainEtcd(log: (message: string) => void): EtcdChoice {
   const given = process.env.ETCD_BIN;
-  if (given) return runs(given) ? { bin: given, how: '$ETCD_BIN' } : { missing: `ETCD_BIN=${given} does not run (\`${given} --version\` failed)` };
+  if (given)
+    return runs(given) ? { bin: given, how: '$ETCD_BIN' } : { missing: `ETCD_BIN=${given} does not run (\`${given} --version\` failed)` };
   const installed = findExecutable('etcd');
   if (installed && runs(installed)) return { bin: installed, how: 'installed' };
 
   const version = pinnedVersion(DEFAULT_ETCD_LINE, PROJECT_ROOT);
   if (goCommand()) {
     try {
-      return { bin: ensureTool(DEFAULT_ETCD_LINE, 'server', { root: PROJECT_ROOT, onBuild: log }), how: `etcd ${version} built from Go modules (cached)` };
+      return {
+        bin: ensureTool(DEFAULT_ETCD_LINE, 'server', { root: PROJECT_ROOT, onBuild: log }),
+        how: `etcd ${version} built from Go modules (cached)`,
+      };
     } catch (err) {
       if (!(err instanceof EtcdBuildError)) throw err;
       return { missing: `etcd is not installed and building it failed: ${err.message.split('\n').join(' ')}` };
@@ -41,7 +45,7 @@ export function obtainEtcd(log: (message: string) => void): EtcdChoice {
     const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: 'inherit', env }) : update;
     if (install.status === 0 && runs(DEBIAN_ETCD)) return { bin: DEBIAN_ETCD, how: "Debian's etcd-server, just installed" };
-    return { missing: "etcd is not installed and `apt-get install etcd-server` failed (see above)" };
+    return { missing: 'etcd is not installed and `apt-get install etcd-server` failed (see above)' };
   }
   return {
     missing:

@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     );
     const urls = instances.map(instance => instance.url);
 
-    step(`with the lock: ${COUNTER_REQUESTS} counter increments, ${SEATS.length * CUSTOMERS_PER_SEAT} seat bookings, ${TRANSFERS} transfers, all at once...`);
+    step(
+      `with the lock: ${COUNTER_REQUESTS} counter increments, ${SEATS.length * CUSTOMERS_PER_SEAT} seat bookings, ${TRANSFERS} transfers, all at once...`,
+    );
     const [counter, seats, transfers] = await Promise.all([
       runCounterLoad(urls, { counter: 'hits', requests: COUNTER_REQUESTS, concurrency: CONCURRENCY }),
       runSeatsLoad(urls, { seats: SEATS, customersPerSeat: CUSTOMERS_PER_SEAT, concurrency: CONCURRENCY }),
@@ -70,7 +72,9 @@ async function main(): Promise<void> {
     const unlocked = await runCounterLoad(urls, { counter: 'hits', requests: COUNTER_REQUESTS, concurrency: CONCURRENCY, unlocked: true });
 
     const heartbeat = await collectHeartbeatTicks(urls);
-    const perInstance = Object.entries(heartbeat.perInstance).map(([name, runs]) => `${name} ${runs}`).join(', ');
+    const perInstance = Object.entries(heartbeat.perInstance)
+      .map(([name, runs]) => `${name} ${runs}`)
+      .join(', ');
     step(
       `@OncePerTick heartbeat (every second, on all ${INSTANCES} instances): ${heartbeat.ticks} ticks, ` +
         `${heartbeat.ranTwice.length} ran twice, ${heartbeat.missed.length} missed (runs: ${perInstance}; skips: ${JSON.stringify(heartbeat.skipped)})`,

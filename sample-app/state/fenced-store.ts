@@ -104,7 +104,10 @@ export class FencedStore {
       attempted = await change(snapshots.map(snapshot => snapshot.value?.state));
       if (await this.compareAndSwap(writes, snapshots, attempted, writeId)) return attempted;
     }
-    throw new StoreContentionError(writes.map(w => w.record), MAX_ATTEMPTS);
+    throw new StoreContentionError(
+      writes.map(w => w.record),
+      MAX_ATTEMPTS,
+    );
   }
 
   private refuseIfStale(write: FencedWrite, snapshot: Snapshot<unknown>): void {
@@ -118,7 +121,12 @@ export class FencedStore {
     throw error;
   }
 
-  private async compareAndSwap<T>(writes: readonly FencedWrite[], snapshots: Snapshot<T>[], states: T[], writeId: string): Promise<boolean> {
+  private async compareAndSwap<T>(
+    writes: readonly FencedWrite[],
+    snapshots: Snapshot<T>[],
+    states: T[],
+    writeId: string,
+  ): Promise<boolean> {
     if (states.length !== writes.length) throw new Error(`change returned ${states.length} states for ${writes.length} records`);
     const [first, ...rest] = writes.map((write, i) => ({ key: this.key(write.record), modRevision: snapshots[i].modRevision }));
     const txn = this.etcd.if(first.key, 'Mod', '==', first.modRevision);
@@ -127,7 +135,12 @@ export class FencedStore {
       const stored: StoredRecord<T> = { state: states[i], fencingToken: write.token.toString(), writeId };
       return this.etcd.put(this.key(write.record)).value(JSON.stringify(stored));
     });
-    const res = await this.call('writing', () => txn.then(...puts).options(this.deadline()).commit());
+    const res = await this.call('writing', () =>
+      txn
+        .then(...puts)
+        .options(this.deadline())
+        .commit(),
+    );
     return res.succeeded;
   }
 

@@ -15,7 +15,10 @@ export class StaleFencingTokenError extends Error {
 
 /** The record kept changing under us: some writer ignores the lock. Never happens while everyone locks. */
 export class StoreContentionError extends Error {
-  constructor(readonly records: readonly string[], attempts: number) {
+  constructor(
+    readonly records: readonly string[],
+    attempts: number,
+  ) {
     super(`records ${records.join(', ')} changed under every one of ${attempts} attempts`);
     this.name = 'StoreContentionError';
   }

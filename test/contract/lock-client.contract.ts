@@ -166,7 +166,18 @@ export function lockClientContract(name: string, create: () => Promise<ContractT
       } finally {
         unsubscribe();
       }
-      expect(events.map(e => e.type)).toEqual(['acquired', 'waiting', 'released', 'acquired', 'released', 'acquired', 'released', 'acquired', 'failed', 'released']);
+      expect(events.map(e => e.type)).toEqual([
+        'acquired',
+        'waiting',
+        'released',
+        'acquired',
+        'released',
+        'acquired',
+        'released',
+        'acquired',
+        'failed',
+        'released',
+      ]);
       const waited = events.find(e => e.type === 'acquired' && e.waitedMs > 0);
       expect(waited).toBeDefined();
     });

@@ -75,9 +75,7 @@ describe('acquisitions that give up leave nothing behind', () => {
     const shortWait = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 5, waitTimeout: 200 });
     try {
       const holder = await holderClient.acquire('default-timeout');
-      await expect(shortWait.acquire('default-timeout')).rejects.toThrow(
-        new LockTimeoutError('default-timeout', 200),
-      );
+      await expect(shortWait.acquire('default-timeout')).rejects.toThrow(new LockTimeoutError('default-timeout', 200));
       await onlyKeyIs('default-timeout', holder.key);
       await holder.release();
     } finally {

@@ -53,20 +53,56 @@ describe('bad input and unusable etcd', () => {
       ['waitTimeout NaN', { hosts, waitTimeout: NaN }, invalid('waitTimeout', 'expected milliseconds >= 0 or Infinity, got number NaN')],
       ["waitTimeout '100'", { hosts, waitTimeout: '100' }, invalid('waitTimeout', 'expected milliseconds >= 0 or Infinity, got "100"')],
       ['dialTimeout 0', { hosts, dialTimeout: 0 }, invalid('dialTimeout', 'expected a positive number of milliseconds, got number 0')],
-      ['requestTimeout Infinity', { hosts, requestTimeout: Infinity }, invalid('requestTimeout', 'expected a positive number of milliseconds, got number Infinity')],
-      ['hosts without a port', { hosts: 'http://127.0.0.1' }, invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "http://127.0.0.1"')],
-      ['hosts with a path', { hosts: 'http://127.0.0.1:2379/v3' }, invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "http://127.0.0.1:2379/v3"')],
-      ['hosts of another scheme', { hosts: ['http://127.0.0.1:2379', 'ftp://127.0.0.1:2379'] }, invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "ftp://127.0.0.1:2379"')],
+      [
+        'requestTimeout Infinity',
+        { hosts, requestTimeout: Infinity },
+        invalid('requestTimeout', 'expected a positive number of milliseconds, got number Infinity'),
+      ],
+      [
+        'hosts without a port',
+        { hosts: 'http://127.0.0.1' },
+        invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "http://127.0.0.1"'),
+      ],
+      [
+        'hosts with a path',
+        { hosts: 'http://127.0.0.1:2379/v3' },
+        invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "http://127.0.0.1:2379/v3"'),
+      ],
+      [
+        'hosts of another scheme',
+        { hosts: ['http://127.0.0.1:2379', 'ftp://127.0.0.1:2379'] },
+        invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got "ftp://127.0.0.1:2379"'),
+      ],
       ['hosts an empty string', { hosts: '' }, invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got ""')],
       ['hosts an empty list', { hosts: [] }, invalid('hosts', 'expected a URL or a non-empty list of URLs, got an object')],
       ['hosts a number', { hosts: 2379 }, invalid('hosts', 'expected a URL or a non-empty list of URLs, got number 2379')],
-      ['hosts with a non-string', { hosts: ['http://127.0.0.1:2379', 7] }, invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got number 7')],
-      ['auth without a user name', { hosts, auth: { username: '', password: 'x' } }, invalid('auth', 'expected { username: non-empty string, password: string }')],
-      ['auth without a password', { hosts, auth: { username: 'root' } }, invalid('auth', 'expected { username: non-empty string, password: string }')],
-      ['credentials without a Buffer', { hosts, credentials: { rootCertificate: 'pem' } }, invalid('credentials', 'rootCertificate must be a Buffer')],
+      [
+        'hosts with a non-string',
+        { hosts: ['http://127.0.0.1:2379', 7] },
+        invalid('hosts', 'expected URLs like http://127.0.0.1:2379, got number 7'),
+      ],
+      [
+        'auth without a user name',
+        { hosts, auth: { username: '', password: 'x' } },
+        invalid('auth', 'expected { username: non-empty string, password: string }'),
+      ],
+      [
+        'auth without a password',
+        { hosts, auth: { username: 'root' } },
+        invalid('auth', 'expected { username: non-empty string, password: string }'),
+      ],
+      [
+        'credentials without a Buffer',
+        { hosts, credentials: { rootCertificate: 'pem' } },
+        invalid('credentials', 'rootCertificate must be a Buffer'),
+      ],
       ['prefix not a string', { hosts, prefix: 5 }, invalid('prefix', 'expected a string, got number 5')],
       ['logger without warn/error', { hosts, logger: { log() {} } }, invalid('logger', 'expected an object with warn() and error()')],
-      ['client not an etcd3 client', { client: { kv: {} } }, invalid('client', 'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool')],
+      [
+        'client not an etcd3 client',
+        { client: { kv: {} } },
+        invalid('client', 'expected an Etcd3 client of the etcd3 package (1.x), got one without its connection pool'),
+      ],
     ];
 
     it.each(cases)('%s', (_name, options, expected) => {
@@ -127,7 +163,12 @@ describe('bad input and unusable etcd', () => {
       ],
       ['empty list of resources', [], undefined, invalid('resource', 'the list of resources is empty')],
       ['list with an empty resource', ['ok', ''], undefined, invalid('resource', 'must not be empty')],
-      ['list with a too long resource', ['ok', 'x'.repeat(longest + 1)], undefined, invalid('resource', `the lock key would exceed ${MAX_KEY_BYTES} bytes (resource is ${longest + 1} bytes)`)],
+      [
+        'list with a too long resource',
+        ['ok', 'x'.repeat(longest + 1)],
+        undefined,
+        invalid('resource', `the lock key would exceed ${MAX_KEY_BYTES} bytes (resource is ${longest + 1} bytes)`),
+      ],
       ['ttl 0', 'r', { ttl: 0 }, invalid('ttl', 'expected a whole number of seconds >= 1, got number 0')],
       ['ttl -1', 'r', { ttl: -1 }, invalid('ttl', 'expected a whole number of seconds >= 1, got number -1')],
       ['ttl 1.5', 'r', { ttl: 1.5 }, invalid('ttl', 'expected a whole number of seconds >= 1, got number 1.5')],
@@ -147,11 +188,14 @@ describe('bad input and unusable etcd', () => {
       expect(rpcs.calls).toEqual([]);
     });
 
-    it.each(cases.filter(([, , options]) => !(options && 'waitTimeout' in options)))('tryAcquire: %s', async (_name, resource, options, expected) => {
-      rpcs.reset();
-      await expectError(() => client.tryAcquire(resource as string, options), InvalidLockArgumentError, expected.message);
-      expect(rpcs.calls).toEqual([]);
-    });
+    it.each(cases.filter(([, , options]) => !(options && 'waitTimeout' in options)))(
+      'tryAcquire: %s',
+      async (_name, resource, options, expected) => {
+        rpcs.reset();
+        await expectError(() => client.tryAcquire(resource as string, options), InvalidLockArgumentError, expected.message);
+        expect(rpcs.calls).toEqual([]);
+      },
+    );
 
     it('withLock with a bad resource never runs the function', async () => {
       rpcs.reset();
@@ -296,7 +340,11 @@ describe('bad input and unusable etcd', () => {
         member.pause();
         const started = performance.now();
         try {
-          await expectError(() => client.acquire('paused-acquire'), EtcdUnavailableError, /^etcd unavailable: acquiring lock "paused-acquire": /);
+          await expectError(
+            () => client.acquire('paused-acquire'),
+            EtcdUnavailableError,
+            /^etcd unavailable: acquiring lock "paused-acquire": /,
+          );
         } finally {
           member.resume();
         }
@@ -307,7 +355,9 @@ describe('bad input and unusable etcd', () => {
           timeoutMs: 5000,
           message: 'no key left for the failed acquisition',
         });
-        console.log(`[bad input] acquire on a paused etcd: EtcdUnavailableError after ${elapsed.toFixed(0)} ms (requestTimeout 1000); ${puts} put(s) of its key reached etcd after resume`);
+        console.log(
+          `[bad input] acquire on a paused etcd: EtcdUnavailableError after ${elapsed.toFixed(0)} ms (requestTimeout 1000); ${puts} put(s) of its key reached etcd after resume`,
+        );
         // The client's circuit breaker opened during the outage; it lets calls through again
         // after 500 ms. Then the same client takes the lock.
         await waitFor(
@@ -343,7 +393,11 @@ describe('bad input and unusable etcd', () => {
         const client = new EtcdLockClient({ hosts: withAuth.endpoints, auth, dialTimeout: 3000 });
         try {
           const started = performance.now();
-          await expectError(() => client.connect(), EtcdAuthenticationError, /^etcd refused the credentials: granting the session lease: .*authentication failed/);
+          await expectError(
+            () => client.connect(),
+            EtcdAuthenticationError,
+            /^etcd refused the credentials: granting the session lease: .*authentication failed/,
+          );
           expect(performance.now() - started).toBeLessThan(3000);
         } finally {
           await client.close();

@@ -14,13 +14,7 @@ import {
   GRPCInvalidArgumentError,
   GRPCUnavailableError,
 } from 'etcd3';
-import {
-  EtcdLockClient,
-  EtcdRequestError,
-  EtcdUnavailableError,
-  LockClientClosedError,
-  LockLostError,
-} from '../../lib/index.js';
+import { EtcdLockClient, EtcdRequestError, EtcdUnavailableError, LockClientClosedError, LockLostError } from '../../lib/index.js';
 import { toLockError } from '../../lib/core/etcd-errors.js';
 import { etcdctl, startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';

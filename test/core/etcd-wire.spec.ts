@@ -19,7 +19,9 @@ function etcd3TxnCodec(): MethodDefinition {
   const require = createRequire(import.meta.url);
   const etcd3Main = require.resolve('etcd3');
   const fromEtcd3 = createRequire(etcd3Main);
-  const loader = fromEtcd3('@grpc/proto-loader') as { loadSync(file: string, options: object): Record<string, Record<string, MethodDefinition>> };
+  const loader = fromEtcd3('@grpc/proto-loader') as {
+    loadSync(file: string, options: object): Record<string, Record<string, MethodDefinition>>;
+  };
   const definition = loader.loadSync(path.join(path.dirname(etcd3Main), '..', 'proto', 'rpc.proto'), {
     keepCase: true,
     longs: String,
@@ -68,8 +70,14 @@ describe('etcd wire encoding', () => {
   it('encodes a range compare (try-only: the whole queue is empty), a guarded delete and a bounded read', () => {
     const decoded = codec.requestDeserialize(
       encodeTxn({
-        compare: [{ key: buf('p/'), rangeEnd: buf('p0'), createRevision: '0' }, { key: buf('p/k'), createRevision: '9007199254740993' }],
-        success: [{ deleteKey: buf('p/k') }, { range: { key: buf('p/'), rangeEnd: buf('p0'), newestFirst: true, limit: 1, maxCreateRevision: '41' } }],
+        compare: [
+          { key: buf('p/'), rangeEnd: buf('p0'), createRevision: '0' },
+          { key: buf('p/k'), createRevision: '9007199254740993' },
+        ],
+        success: [
+          { deleteKey: buf('p/k') },
+          { range: { key: buf('p/'), rangeEnd: buf('p0'), newestFirst: true, limit: 1, maxCreateRevision: '41' } },
+        ],
       }),
     );
     expect(decoded).toMatchObject({
@@ -77,7 +85,10 @@ describe('etcd wire encoding', () => {
         { key: buf('p/'), range_end: buf('p0'), create_revision: '0', target: 'Create' },
         { key: buf('p/k'), create_revision: '9007199254740993', target: 'Create' },
       ],
-      success: [{ request_delete_range: { key: buf('p/k'), range_end: Buffer.alloc(0), prev_kv: false } }, { request_range: { max_create_revision: '41', limit: '1' } }],
+      success: [
+        { request_delete_range: { key: buf('p/k'), range_end: Buffer.alloc(0), prev_kv: false } },
+        { request_range: { max_create_revision: '41', limit: '1' } },
+      ],
       failure: [],
     });
   });
@@ -85,7 +96,10 @@ describe('etcd wire encoding', () => {
   it('frames long keys (multi-byte lengths) and large lease ids exactly', () => {
     const key = Buffer.alloc(9000, 'k');
     const decoded = codec.requestDeserialize(
-      encodeTxn({ compare: [{ key, createRevision: '0' }], success: [{ put: { key, value: Buffer.alloc(200, 'v'), lease: '9223372036854775807' } }] }),
+      encodeTxn({
+        compare: [{ key, createRevision: '0' }],
+        success: [{ put: { key, value: Buffer.alloc(200, 'v'), lease: '9223372036854775807' } }],
+      }),
     ) as { success: Array<{ request_put: { key: Buffer; value: Buffer; lease: string } }> };
     expect(decoded.success[0].request_put.key.equals(key)).toBe(true);
     expect(decoded.success[0].request_put.value.length).toBe(200);
@@ -115,7 +129,14 @@ describe('etcd wire encoding', () => {
     expect(decodeTxnResponse(encoded)).toEqual({
       revision: '9007199254740995',
       succeeded: true,
-      ranges: [[], [{ key: buf('p/b'), createRevision: '5' }, { key: buf('p/a'), createRevision: '9007199254740993' }], []],
+      ranges: [
+        [],
+        [
+          { key: buf('p/b'), createRevision: '5' },
+          { key: buf('p/a'), createRevision: '9007199254740993' },
+        ],
+        [],
+      ],
     });
   });
 

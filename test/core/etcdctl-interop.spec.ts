@@ -96,7 +96,7 @@ describe('interop with etcdctl lock', () => {
     await again!.release();
   });
 
-  it("etcdctl waiting behind us whose lease is revoked never takes the lock; what it says depends on its version", async () => {
+  it('etcdctl waiting behind us whose lease is revoked never takes the lock; what it says depends on its version', async () => {
     const handle = await client.acquire('revoked-etcdctl');
     const theirs = etcdctlLock(etcd.endpoints, 'locks/revoked-etcdctl');
     await waitFor(async () => (await readQueue(view, 'locks/revoked-etcdctl/')).length === 2, { message: "etcdctl's key queued" });

@@ -27,7 +27,7 @@ describe(`interop with Go's concurrency.Mutex (client/v3 of etcd ${MUTEX_LINE ==
     for (const p of peers) p.child.kill('SIGKILL');
   });
 
-  it("Go holding the lock: ours waits, and is granted once Go unlocks, with a later revision", async () => {
+  it('Go holding the lock: ours waits, and is granted once Go unlocks, with a later revision', async () => {
     const go = spawnGo('locks/held-by-go');
     const theirs = await go.held();
     expect(theirs.key).toMatch(/^locks\/held-by-go\/[0-9a-f]+$/);
@@ -59,7 +59,7 @@ describe(`interop with Go's concurrency.Mutex (client/v3 of etcd ${MUTEX_LINE ==
     expect(await readQueue(view, 'locks/held-by-us/')).toEqual([]);
   });
 
-  it("our waiter behind Go whose lease is revoked is refused, and the lock goes to the next waiter", async () => {
+  it('our waiter behind Go whose lease is revoked is refused, and the lock goes to the next waiter', async () => {
     const go = spawnGo('locks/revoked-ours');
     await go.held();
     const victimClient = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 2, waitTimeout: 10_000 });
@@ -81,7 +81,7 @@ describe(`interop with Go's concurrency.Mutex (client/v3 of etcd ${MUTEX_LINE ==
     }
   });
 
-  it("Go waiting behind us whose lease is revoked is refused by its Mutex (it re-reads its own key)", async () => {
+  it('Go waiting behind us whose lease is revoked is refused by its Mutex (it re-reads its own key)', async () => {
     const handle = await client.acquire('revoked-go');
     const go = spawnGo('locks/revoked-go');
     const lease = await go.lease();

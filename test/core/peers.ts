@@ -52,7 +52,11 @@ function peer(child: ChildProcess, what: string): Peer {
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)));
-  const match = (pattern: RegExp) => stdout.split('\n').map(l => pattern.exec(l)).find(m => m !== null);
+  const match = (pattern: RegExp) =>
+    stdout
+      .split('\n')
+      .map(l => pattern.exec(l))
+      .find(m => m !== null);
   return {
     child,
     exited,
@@ -84,7 +88,11 @@ export const MUTEX_LINE = ETCD_LINE === 'custom' ? selectedLine() : ETCD_LINE;
  * a failed Lock prints "lock failed: <error>" on stderr and exits 2. If the test process dies its
  * stdin closes, so it never outlives the test.
  */
-export function goMutex(endpoints: string[], name: string, ttl = 60): Peer & { lease(): Promise<string>; held(): Promise<{ key: string; revision: bigint }>; unlock(): void } {
+export function goMutex(
+  endpoints: string[],
+  name: string,
+  ttl = 60,
+): Peer & { lease(): Promise<string>; held(): Promise<{ key: string; revision: bigint }>; unlock(): void } {
   const bin = ensureMutexPeer(MUTEX_LINE);
   const child = spawn(bin, [`-endpoints=${endpoints.join(',')}`, `-ttl=${ttl}`, name], { stdio: ['pipe', 'pipe', 'pipe'] });
   const p = peer(child, `Go Mutex ${name}`);

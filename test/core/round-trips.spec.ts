@@ -126,7 +126,9 @@ describe('etcd round trips', () => {
     // The release (1 txn), then the waiter's one re-read after the deletion event.
     expect(rpcs.calls).toEqual(['KV.txnEncoded', 'KV.txnEncoded']);
     expect(rpcs.watches).toBe(0);
-    console.log(`[round trips] handoff: release + waiter re-read = ${rpcs.calls.length} txns, ${handoffMs.toFixed(1)} ms from release to grant`);
+    console.log(
+      `[round trips] handoff: release + waiter re-read = ${rpcs.calls.length} txns, ${handoffMs.toFixed(1)} ms from release to grant`,
+    );
     await handle.release();
   });
 
@@ -148,7 +150,7 @@ describe('etcd round trips', () => {
     }
   });
 
-  it('a holder released between the waiter\'s put and its watch still hands over (the re-read sees it gone)', async () => {
+  it("a holder released between the waiter's put and its watch still hands over (the re-read sees it gone)", async () => {
     await warmUpWatchStream();
     const holder = await client.acquire('gap');
     rpcs.reset();

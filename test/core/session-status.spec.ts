@@ -46,7 +46,10 @@ describe('status() after a lease loss', () => {
       expect(client.status()).toMatchObject({ state: 'lost', leaseId: oldLease, remainingMs: 0 });
 
       member.resume();
-      await waitFor(() => client.status().state === 'alive', { timeoutMs: 8000, message: () => `status alive again (is ${client.status().state})` });
+      await waitFor(() => client.status().state === 'alive', {
+        timeoutMs: 8000,
+        message: () => `status alive again (is ${client.status().state})`,
+      });
       expect(client.status().leaseId).not.toBe(oldLease);
       await lock.release();
     } finally {

@@ -81,7 +81,9 @@ describe('session clocks and keepalive stream', () => {
     let wallOffsetMs = 0;
     const clock: SessionClock = { monotonic: () => performance.now(), wall: () => Date.now() + wallOffsetMs };
     const { session } = await openRenewed(clock);
-    const ended = new Promise<{ reason: string; at: number }>(resolve => session.onEnd(end => resolve({ reason: end.reason, at: performance.now() })));
+    const ended = new Promise<{ reason: string; at: number }>(resolve =>
+      session.onEnd(end => resolve({ reason: end.reason, at: performance.now() })),
+    );
     expect(session.alive).toBe(true);
 
     // The host slept for 2 TTLs: etcd expired the lease meanwhile, performance.now() did not move.
@@ -91,7 +93,9 @@ describe('session clocks and keepalive stream', () => {
     expect(session.remainingMs).toBe(0);
     const { reason, at } = await withTimeout(ended, RENEW_EVERY_MS + 500, 'the loss to be declared');
     expect(reason).toMatch(/not renewed in time/);
-    console.log(`[session] suspend faked: loss declared ${(at - resumedAt).toFixed(0)} ms after the resume (renewal interval ${RENEW_EVERY_MS} ms)`);
+    console.log(
+      `[session] suspend faked: loss declared ${(at - resumedAt).toFixed(0)} ms after the resume (renewal interval ${RENEW_EVERY_MS} ms)`,
+    );
   });
 
   it('a keepalive stream that stops answering is replaced once its keepalive is overdue, not at the next renewal tick', async () => {
@@ -102,11 +106,17 @@ describe('session clocks and keepalive stream', () => {
     const answered = first.writes.length;
 
     etcd.members[0]!.pause();
-    await waitFor(() => first.writes.length > answered, { timeoutMs: 2 * RENEW_EVERY_MS, intervalMs: 5, message: 'a keepalive sent while etcd is paused' });
+    await waitFor(() => first.writes.length > answered, {
+      timeoutMs: 2 * RENEW_EVERY_MS,
+      intervalMs: 5,
+      message: 'a keepalive sent while etcd is paused',
+    });
     const unansweredAt = first.writes[answered]!;
     await waitFor(() => streams.length >= 2, { timeoutMs: 2 * RENEW_EVERY_MS, intervalMs: 5, message: 'a second keepalive stream' });
     const replacedAfterMs = streams[1]!.openedAt - unansweredAt;
-    console.log(`[session] stalled stream replaced ${replacedAfterMs.toFixed(0)} ms after its unanswered keepalive (bound ${STALL_BOUND_MS} ms, renewal interval ${RENEW_EVERY_MS} ms)`);
+    console.log(
+      `[session] stalled stream replaced ${replacedAfterMs.toFixed(0)} ms after its unanswered keepalive (bound ${STALL_BOUND_MS} ms, renewal interval ${RENEW_EVERY_MS} ms)`,
+    );
     expect(replacedAfterMs).toBeGreaterThanOrEqual(STALL_BOUND_MS - 2);
     expect(replacedAfterMs).toBeLessThan(STALL_BOUND_MS + 150);
     expect(session.alive).toBe(true);
@@ -127,7 +137,11 @@ describe('session clocks and keepalive stream', () => {
     const remainingBefore = session.remainingMs;
     // An answer (TTL granted in full) arrives late on the abandoned stream, as it does when the
     // stream's bytes were only delayed.
-    (streams[0]!.stream as unknown as NodeJS.EventEmitter).emit('data', { ID: session.leaseId, TTL: String(TTL_S), header: {} } as unknown as ILeaseKeepAliveResponse);
+    (streams[0]!.stream as unknown as NodeJS.EventEmitter).emit('data', {
+      ID: session.leaseId,
+      TTL: String(TTL_S),
+      header: {},
+    } as unknown as ILeaseKeepAliveResponse);
     expect(renewals()).toBe(renewalsBefore);
     expect(session.remainingMs).toBeLessThanOrEqual(remainingBefore);
   });

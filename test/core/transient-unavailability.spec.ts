@@ -27,7 +27,10 @@ describe('acquisitions across a short etcd outage (real etcd)', () => {
   it('rides through an etcd restart that fits in the wait budget', async () => {
     await etcd.members[0].kill();
     const acquiring = client.acquire('job');
-    const outcome = acquiring.then(() => 'acquired', (e: Error) => e.name);
+    const outcome = acquiring.then(
+      () => 'acquired',
+      (e: Error) => e.name,
+    );
     await etcd.members[0].restart();
     expect(await outcome).toBe('acquired');
     const lock = await acquiring;
@@ -46,7 +49,10 @@ describe('acquisitions across a short etcd outage (real etcd)', () => {
       // It retried instead of failing on the first refusal, and gave up only when the next
       // backoff pause no longer fitted in the budget. (Not a time bound: on a loaded machine
       // each refused attempt costs more, so fewer pauses fit: 482 ms was seen at load 15.)
-      const pauses = debug.map(line => /^acquiring "job": [\s\S]*; retrying in (\d+) ms$/.exec(line)?.[1]).filter(p => p !== undefined).map(Number);
+      const pauses = debug
+        .map(line => /^acquiring "job": [\s\S]*; retrying in (\d+) ms$/.exec(line)?.[1])
+        .filter(p => p !== undefined)
+        .map(Number);
       expect(pauses.length).toBeGreaterThanOrEqual(1);
       const nextPause = Math.min(2 * pauses.at(-1)!, 1000);
       expect(elapsed + nextPause).toBeGreaterThanOrEqual(800);
@@ -58,7 +64,9 @@ describe('acquisitions across a short etcd outage (real etcd)', () => {
   });
 
   it('refuses unknown acquire options, and a waitTimeout on tryAcquire', async () => {
-    await expect(client.acquire('job', { waitTimout: 10 } as never)).rejects.toThrow(new InvalidLockArgumentError('waitTimout', 'unknown option'));
+    await expect(client.acquire('job', { waitTimout: 10 } as never)).rejects.toThrow(
+      new InvalidLockArgumentError('waitTimout', 'unknown option'),
+    );
     await expect(client.tryAcquire('job', { waitTimeout: 10 } as never)).rejects.toThrow(
       new InvalidLockArgumentError('waitTimeout', 'tryAcquire never waits; use acquire() with a waitTimeout'),
     );

@@ -12,7 +12,6 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
 import { countRpcs, type RpcCounter } from './helpers.js';
 
-
 /** 1,000 in the suite (2 shared cores); `HERD_WAITERS=10000` for the figures in RELIABILITY.md. */
 const WAITERS = Number(process.env.HERD_WAITERS ?? 1000);
 const TTL_S = 30; // periodic checks (every TTL/3 ± 25 %) come after the measurements
@@ -59,10 +58,12 @@ describe(`${WAITERS} waiters: the cost of a stream reset and of a session loss (
     const held = await holder.acquire('r');
     rpcs.reset();
     const queuedAt = performance.now();
-    waits = Array.from({ length: WAITERS }, () => client.acquire('r').then(
-      lock => lock.release(),
-      (err: unknown) => err,
-    ));
+    waits = Array.from({ length: WAITERS }, () =>
+      client.acquire('r').then(
+        lock => lock.release(),
+        (err: unknown) => err,
+      ),
+    );
     await allWaiting(WAITERS, 'every waiter queued and armed');
     const queueCalls = rpcs.calls.length;
     console.log(`herd: ${WAITERS} waiters queued and armed in ${(performance.now() - queuedAt).toFixed(0)} ms with ${queueCalls} calls`);
@@ -91,7 +92,10 @@ describe(`${WAITERS} waiters: the cost of a stream reset and of a session loss (
     session.lose('declared lost by the test');
     const outcomes = await Promise.all(waits);
     // The lease's keys go with it (revoked after the loss margin, or expired by etcd): poll the queue empty.
-    await waitFor(async () => (await holder.inspect('r')).waiters.length === 0, { timeoutMs: (TTL_S + 2) * 1000, message: 'the lost lease took its waiters' });
+    await waitFor(async () => (await holder.inspect('r')).waiters.length === 0, {
+      timeoutMs: (TTL_S + 2) * 1000,
+      message: 'the lost lease took its waiters',
+    });
     const counts = new Map<string, number>();
     for (const call of rpcs.calls) counts.set(call, (counts.get(call) ?? 0) + 1);
     const byCall = [...counts].map(([call, n]) => `${n} ${call}`);

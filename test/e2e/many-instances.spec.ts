@@ -57,7 +57,13 @@ describe('sample-app: several instances as separate processes on one etcd', () =
   });
 
   it('transfers both ways between shared accounts: no deadlock, money conserved, every balance exact', async () => {
-    const run = await runTransfersLoad(fleet.urls, { accounts: ['a', 'b', 'c', 'd'], transfers: REQUESTS, concurrency: CONCURRENCY, maxAmount: 40, seed: 7 });
+    const run = await runTransfersLoad(fleet.urls, {
+      accounts: ['a', 'b', 'c', 'd'],
+      transfers: REQUESTS,
+      concurrency: CONCURRENCY,
+      maxAmount: 40,
+      seed: 7,
+    });
     expect(run.transfers.filter(t => !succeeded(t.reply) && t.reply.status !== 422).map(t => failureOf(t.reply))).toEqual([]);
     expect(run.conserved).toBe(true);
     expect(run.finalBalances).toEqual(run.expectedBalances);

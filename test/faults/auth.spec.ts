@@ -47,7 +47,7 @@ describe('fault class: auth token expiry (real etcd, --auth-token-ttl 3)', () =>
     return waitedMs;
   }
 
-  it('wakes waiters after the watch stream\'s token expired (issue 14 point 2)', async () => {
+  it("wakes waiters after the watch stream's token expired (issue 14 point 2)", async () => {
     const holder = client();
     const waiter = client();
     await Promise.all([holder.connect(), waiter.connect()]);
@@ -57,7 +57,9 @@ describe('fault class: auth token expiry (real etcd, --auth-token-ttl 3)', () =>
     for (let round = 0; round < 3; round++) {
       rounds.push(await contendedRound(holder, waiter, 'r').catch((err: Error) => err.name));
     }
-    console.log(`auth: first wait ${first.toFixed(0)} ms; after ${IDLE_MS} ms idle: ${rounds.map(r => (typeof r === 'number' ? `${r.toFixed(0)} ms` : r)).join(', ')}`);
+    console.log(
+      `auth: first wait ${first.toFixed(0)} ms; after ${IDLE_MS} ms idle: ${rounds.map(r => (typeof r === 'number' ? `${r.toFixed(0)} ms` : r)).join(', ')}`,
+    );
     for (const waited of rounds) {
       expect(typeof waited).toBe('number');
       // Woken through a rebuilt watch stream: sooner than the periodic re-read (every 750–1250 ms at TTL 3).

@@ -65,7 +65,8 @@ describe('fault suite: etcd cluster faults (3 members)', () => {
         startFaultWorker(`c${i}`, { endpoints: cluster.endpoints, store: store.url, ttl: TTL_S, prefix, requestTimeoutMs: 1500 }),
       ),
     );
-    for (const w of workers) w.send({ cmd: 'contend', resource: 'busy', iterations: 100_000, holdMs: 5, waitTimeout: 10_000, deadlineMs: 60_000 });
+    for (const w of workers)
+      w.send({ cmd: 'contend', resource: 'busy', iterations: 100_000, holdMs: 5, waitTimeout: 10_000, deadlineMs: 60_000 });
     const enough = (since: bigint, count: number, what: string) =>
       waitFor(() => sectionsSince(workers, since) >= count, { timeoutMs: 20_000, intervalMs: 20, message: `${count} sections ${what}` });
 
@@ -140,7 +141,8 @@ describe('fault suite: etcd cluster faults (3 members)', () => {
   it('quorum lost for longer than the TTL, then restored: holders report the loss, nobody is granted meanwhile, no orphaned keys afterwards', async () => {
     const TTL_S = 2;
     const prefix = 'quorum/';
-    const start = (id: string) => startFaultWorker(id, { endpoints: cluster.endpoints, store: store.url, ttl: TTL_S, prefix, requestTimeoutMs: 1000 });
+    const start = (id: string) =>
+      startFaultWorker(id, { endpoints: cluster.endpoints, store: store.url, ttl: TTL_S, prefix, requestTimeoutMs: 1000 });
     const [h1, h2, waiter] = await Promise.all([start('h1'), start('h2'), start('waiter')]);
     const held1 = await h1.request({ cmd: 'acquire', resource: 'q1' }, ['acquired', 'acquire-failed']);
     const held2 = await h2.request({ cmd: 'acquire', resource: 'q2' }, ['acquired', 'acquire-failed']);
@@ -160,7 +162,10 @@ describe('fault suite: etcd cluster faults (3 members)', () => {
       waiter.next(m => m.type === 'acquired' || m.type === 'acquire-failed', { from: waiting, timeoutMs: 10_000 }),
     ]);
     // The application lets go as it should: release after loss (etcd is unreachable, so this cannot delete anything).
-    await Promise.all([h1.request({ cmd: 'release', resource: 'q1' }, ['released']), h2.request({ cmd: 'release', resource: 'q2' }, ['released'])]);
+    await Promise.all([
+      h1.request({ cmd: 'release', resource: 'q1' }, ['released']),
+      h2.request({ cmd: 'release', resource: 'q2' }, ['released']),
+    ]);
     // Keep quorum lost for longer than the TTL.
     await waitFor(() => msBetween(killedAt, nowNs()) > TTL_S * 1000 + 500, { intervalMs: 20, message: 'TTL passed' });
 
@@ -197,7 +202,10 @@ describe('fault suite: etcd cluster faults (3 members)', () => {
     const again = await h1.request({ cmd: 'acquire', resource: 'q1', waitTimeout: 5000 }, ['acquired', 'acquire-failed']);
     const waitingAgain = waiter.send({ cmd: 'acquire', resource: 'q1', waitTimeout: 5000 });
     await h1.request({ cmd: 'release', resource: 'q1' }, ['released']);
-    const waiterAgain = await waiter.next(m => m.type === 'acquired' || m.type === 'acquire-failed', { from: waitingAgain, timeoutMs: 10_000 });
+    const waiterAgain = await waiter.next(m => m.type === 'acquired' || m.type === 'acquire-failed', {
+      from: waitingAgain,
+      timeoutMs: 10_000,
+    });
     await waiter.request({ cmd: 'release', resource: 'q1' }, ['released']);
     await Promise.all([h1, h2, waiter].map(w => w.close()));
     const leftover = (await keysAt(view, prefix)).length;

@@ -18,7 +18,7 @@ export type Message = Record<string, unknown>;
 
 /** process.hrtime.bigint() as ms (CLOCK_MONOTONIC, shared with the worker processes). */
 export const nowNs = () => process.hrtime.bigint();
-export const msBetween = (from: bigint | string, to: bigint | string) => (Number(BigInt(to) - BigInt(from)) / 1e6);
+export const msBetween = (from: bigint | string, to: bigint | string) => Number(BigInt(to) - BigInt(from)) / 1e6;
 
 // ---------------------------------------------------------------------------
 // Worker processes
@@ -81,7 +81,10 @@ export async function startFaultWorker(id: string, options: WorkerOptions): Prom
     },
     async request(command, types, timeoutMs) {
       const from = worker.send(command);
-      return worker.next(m => types.includes(m.type as string) && (command.resource === undefined || m.resource === command.resource), { from, timeoutMs });
+      return worker.next(m => types.includes(m.type as string) && (command.resource === undefined || m.resource === command.resource), {
+        from,
+        timeoutMs,
+      });
     },
     all(type) {
       return proc.messages.filter(m => m.type === type);

@@ -166,7 +166,10 @@ describe('fault suite: holder process faults (3-member cluster)', () => {
   it('lock key deleted externally (etcdctl del through another member): the holder detects it, its late write is refused', async () => {
     const resource = 'deleted';
     // Holder, successor and etcdctl each on a different member.
-    const [holder, successor] = await Promise.all([worker('del-holder', [cluster.endpoints[0]!]), worker('del-successor', [cluster.endpoints[1]!])]);
+    const [holder, successor] = await Promise.all([
+      worker('del-holder', [cluster.endpoints[0]!]),
+      worker('del-successor', [cluster.endpoints[1]!]),
+    ]);
     const held = await holder.request({ cmd: 'acquire', resource }, ['acquired', 'acquire-failed']);
     expect(held.type).toBe('acquired');
     expect((await holder.request({ cmd: 'write', resource }, ['write'])).accepted).toBe(true);

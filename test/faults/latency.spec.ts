@@ -150,7 +150,11 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     let cleanedAt = NaN;
     let left = orphansAtDelayEnd;
     try {
-      await waitFor(async () => (left = (await ourKeys()).length) === 0, { timeoutMs: bound, intervalMs: 50, message: 'no key of ours without a handle' });
+      await waitFor(async () => (left = (await ourKeys()).length) === 0, {
+        timeoutMs: bound,
+        intervalMs: 50,
+        message: 'no key of ours without a handle',
+      });
       cleanedAt = performance.now();
     } catch {
       // reported below
@@ -158,7 +162,12 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     // Another application gets every resource.
     const other = lockClient(etcd.endpoints, prefix, { ttl });
     const others = await Promise.all(
-      outcomes.map(o => other.acquire(o.resource, { waitTimeout: 2000 }).then(lock => lock, () => undefined)),
+      outcomes.map(o =>
+        other.acquire(o.resource, { waitTimeout: 2000 }).then(
+          lock => lock,
+          () => undefined,
+        ),
+      ),
     );
     const othersGranted = others.filter(Boolean).length;
     await Promise.all(others.map(lock => lock?.release()));
@@ -202,7 +211,14 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
     report({
       scenario: 'keepalives delayed < margin (both ways, 20–80 ms jitter), TTL 2 s',
       bound: 'lock kept, 0 spurious losses',
-      figures: { ttlS: ttl, marginMs: marginMs(ttl), heldMs: holdMs, renewals, spuriousLosses: outcome ? 1 : 0, sameLease: status.leaseId === lock.leaseId },
+      figures: {
+        ttlS: ttl,
+        marginMs: marginMs(ttl),
+        heldMs: holdMs,
+        renewals,
+        spuriousLosses: outcome ? 1 : 0,
+        sameLease: status.leaseId === lock.leaseId,
+      },
       pass: outcome === undefined && status.state === 'alive' && status.leaseId === lock.leaseId,
     });
     expect(outcome).toBeUndefined();
@@ -214,73 +230,85 @@ describe('fault suite: latency between client and etcd (delaying TCP proxy)', ()
   it.each<[string, DelaySpec]>([
     ['answers delayed 3 s (etcd→client)', { toClient: 3000 }],
     ['both ways, 1.2–1.8 s jitter', { both: { minMs: 1200, maxMs: 1800 } }],
-  ])('keepalives delayed past the TTL (%s): loss before etcd could expire the lease, no successor before signal + margin, no overlap', async (name, spec) => {
-    const prefix = `slow-keepalive-${proxies.length}/`;
-    const resource = 'slow';
-    const ttl = 2;
-    const through = await proxy();
-    const holderClient = lockClient([through.url], prefix, { ttl });
-    const successorClient = lockClient(etcd.endpoints, prefix, { ttl });
-    const traffic = recordLeaseTraffic(holderClient.etcd);
-    await holderClient.connect();
-    await warmUp(holderClient, [through]);
-    const grants: Grant[] = [];
-    const sections: Section[] = [];
+  ])(
+    'keepalives delayed past the TTL (%s): loss before etcd could expire the lease, no successor before signal + margin, no overlap',
+    async (name, spec) => {
+      const prefix = `slow-keepalive-${proxies.length}/`;
+      const resource = 'slow';
+      const ttl = 2;
+      const through = await proxy();
+      const holderClient = lockClient([through.url], prefix, { ttl });
+      const successorClient = lockClient(etcd.endpoints, prefix, { ttl });
+      const traffic = recordLeaseTraffic(holderClient.etcd);
+      await holderClient.connect();
+      await warmUp(holderClient, [through]);
+      const grants: Grant[] = [];
+      const sections: Section[] = [];
 
-    const lock = await holderClient.acquire(resource);
-    const enter = nowNs();
-    grants.push(await grantOf(resource, prefix, lock, 'holder'));
-    const holderWrote = await storeWrite(resource, lock.fencingToken, 'holder');
-    const lost = abortedAt(lock.signal);
-    const successor = successorClient.acquire(resource, { waitTimeout: 15_000 }).then(handle => ({ handle, at: performance.now(), ns: nowNs() }));
-    await waitFor(async () => (await keysAt(view, `${prefix}${resource}/`)).length === 2, { message: 'the successor queued' });
-    const acks = traffic.acked.length;
-    await waitFor(() => traffic.acked.length > acks, { timeoutMs: 3000, message: 'a keepalive acknowledged' });
+      const lock = await holderClient.acquire(resource);
+      const enter = nowNs();
+      grants.push(await grantOf(resource, prefix, lock, 'holder'));
+      const holderWrote = await storeWrite(resource, lock.fencingToken, 'holder');
+      const lost = abortedAt(lock.signal);
+      const successor = successorClient
+        .acquire(resource, { waitTimeout: 15_000 })
+        .then(handle => ({ handle, at: performance.now(), ns: nowNs() }));
+      await waitFor(async () => (await keysAt(view, `${prefix}${resource}/`)).length === 2, { message: 'the successor queued' });
+      const acks = traffic.acked.length;
+      await waitFor(() => traffic.acked.length > acks, { timeoutMs: 3000, message: 'a keepalive acknowledged' });
 
-    through.setDelay(spec);
-    const delayedAt = performance.now();
-    const { at: lostAt, reason } = await withTimeout(lost, 5000, 'the holder to learn of the loss');
-    sections.push({ resource, token: lock.fencingToken, enter, exit: nowNs() });
-    const earliestExpiry = traffic.lastAckedSend() + ttl * 1000;
-    const { handle: next, at: grantedAt, ns: nextEnter } = await withTimeout(successor, 10_000, 'the successor grant');
-    grants.push(await grantOf(resource, prefix, next, 'successor'));
-    const successorWrote = await storeWrite(resource, next.fencingToken, 'successor');
-    // The old holder, ignoring its signal, writes again: the store refuses the stale token.
-    const staleAccepted = await storeWrite(resource, lock.fencingToken, 'holder');
-    await next.release();
-    sections.push({ resource, token: next.fencingToken, enter: nextEnter, exit: nowNs() });
-    const history = await checkHistory(view, grants);
-    const overlapping = overlaps(sections);
-    const leadMs = earliestExpiry - lostAt;
-    const successorAfterSignalMs = grantedAt - lostAt;
-    const margin = marginMs(ttl);
-    const ok =
-      leadMs > 0 && successorAfterSignalMs >= margin - 2 && overlapping === 0 && history.violations.length === 0 && !staleAccepted && holderWrote && successorWrote;
-    report({
-      scenario: `keepalives delayed past the TTL: ${name}, TTL 2 s`,
-      bound: 'loss signalled before the earliest server expiry; no successor before signal + margin; 0 overlaps, 0 history violations, stale write refused',
-      figures: {
-        ttlS: ttl,
-        marginMs: margin,
-        lossAfterDelayStartMs: lostAt - delayedAt,
-        leadVsEarliestExpiryMs: leadMs,
-        successorGrantedAfterSignalMs: successorAfterSignalMs,
-        overlaps: overlapping,
-        historyViolations: history.violations.length,
-        staleWriteAccepted: staleAccepted,
-      },
-      pass: ok,
-    });
-    expect(reason).toBeInstanceOf(LockLostError);
-    expect(leadMs).toBeGreaterThan(0);
-    // Measured on this process's clock; 2 ms for timer granularity.
-    expect(successorAfterSignalMs).toBeGreaterThanOrEqual(margin - 2);
-    expect(history.violations).toEqual([]);
-    expect(overlapping).toBe(0);
-    expect([holderWrote, successorWrote, staleAccepted]).toEqual([true, true, false]);
-    through.setDelay({});
-    await lock.release();
-  });
+      through.setDelay(spec);
+      const delayedAt = performance.now();
+      const { at: lostAt, reason } = await withTimeout(lost, 5000, 'the holder to learn of the loss');
+      sections.push({ resource, token: lock.fencingToken, enter, exit: nowNs() });
+      const earliestExpiry = traffic.lastAckedSend() + ttl * 1000;
+      const { handle: next, at: grantedAt, ns: nextEnter } = await withTimeout(successor, 10_000, 'the successor grant');
+      grants.push(await grantOf(resource, prefix, next, 'successor'));
+      const successorWrote = await storeWrite(resource, next.fencingToken, 'successor');
+      // The old holder, ignoring its signal, writes again: the store refuses the stale token.
+      const staleAccepted = await storeWrite(resource, lock.fencingToken, 'holder');
+      await next.release();
+      sections.push({ resource, token: next.fencingToken, enter: nextEnter, exit: nowNs() });
+      const history = await checkHistory(view, grants);
+      const overlapping = overlaps(sections);
+      const leadMs = earliestExpiry - lostAt;
+      const successorAfterSignalMs = grantedAt - lostAt;
+      const margin = marginMs(ttl);
+      const ok =
+        leadMs > 0 &&
+        successorAfterSignalMs >= margin - 2 &&
+        overlapping === 0 &&
+        history.violations.length === 0 &&
+        !staleAccepted &&
+        holderWrote &&
+        successorWrote;
+      report({
+        scenario: `keepalives delayed past the TTL: ${name}, TTL 2 s`,
+        bound:
+          'loss signalled before the earliest server expiry; no successor before signal + margin; 0 overlaps, 0 history violations, stale write refused',
+        figures: {
+          ttlS: ttl,
+          marginMs: margin,
+          lossAfterDelayStartMs: lostAt - delayedAt,
+          leadVsEarliestExpiryMs: leadMs,
+          successorGrantedAfterSignalMs: successorAfterSignalMs,
+          overlaps: overlapping,
+          historyViolations: history.violations.length,
+          staleWriteAccepted: staleAccepted,
+        },
+        pass: ok,
+      });
+      expect(reason).toBeInstanceOf(LockLostError);
+      expect(leadMs).toBeGreaterThan(0);
+      // Measured on this process's clock; 2 ms for timer granularity.
+      expect(successorAfterSignalMs).toBeGreaterThanOrEqual(margin - 2);
+      expect(history.violations).toEqual([]);
+      expect(overlapping).toBe(0);
+      expect([holderWrote, successorWrote, staleAccepted]).toEqual([true, true, false]);
+      through.setDelay({});
+      await lock.release();
+    },
+  );
 
   it('watch creates delayed (both ways 100–400 ms jitter, then one create held 3 s > requestTimeout) while the holder releases: waiters are still granted, in order, without overlap', async () => {
     const prefix = 'slow-watch/';

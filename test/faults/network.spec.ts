@@ -10,17 +10,7 @@ import { EtcdLockClient, LockLostError, LockTimeoutError, type LockHandle } from
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
-import {
-  abortedAt,
-  delay,
-  keysAt,
-  observer,
-  onUnaryCall,
-  recordLeaseTraffic,
-  report,
-  withTimeout,
-  type LeaseTraffic,
-} from './helpers.js';
+import { abortedAt, delay, keysAt, observer, onUnaryCall, recordLeaseTraffic, report, withTimeout, type LeaseTraffic } from './helpers.js';
 
 jest.setTimeout(60_000);
 
@@ -40,7 +30,12 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
   };
   /** A client that reaches etcd only through the proxies. */
   const proxied = (prefix: string, options: { ttl?: number; requestTimeout?: number } = {}) => {
-    const client = new EtcdLockClient({ hosts: proxies.map(p => p.url), prefix, ttl: options.ttl ?? TTL_S, requestTimeout: options.requestTimeout ?? 1000 });
+    const client = new EtcdLockClient({
+      hosts: proxies.map(p => p.url),
+      prefix,
+      ttl: options.ttl ?? TTL_S,
+      requestTimeout: options.requestTimeout ?? 1000,
+    });
     clients.push(client);
     return client;
   };
@@ -246,7 +241,11 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
         looks.push(carrying.length);
         return carrying.length === 1;
       },
-      { timeoutMs: 10_000, intervalMs: 0, message: () => `one proxy carrying the keepalive stream (proxies seen moving per renewal: ${looks.join(', ')})` },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 0,
+        message: () => `one proxy carrying the keepalive stream (proxies seen moving per renewal: ${looks.join(', ')})`,
+      },
     );
     const lock = await client.acquire('stalled-member');
     const lost = abortedAt(lock.signal);
@@ -296,85 +295,88 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
   it.each([
     ['wait timeout', 'timeout'],
     ['AbortSignal', 'abort'],
-  ])('acquire given up (%s) while its put is in flight and the answer is lost: 0 orphaned keys, the queue is not stalled', async (_name, how) => {
-    const prefix = `mid-${how}/`;
-    const resource = 'mid';
-    const holderClient = direct(prefix, 5);
-    const nextClient = direct(prefix, 5);
-    const client = proxied(prefix, { ttl: 5, requestTimeout: 1000 });
-    await client.connect();
-    await warmUp(client);
-    const holder = await holderClient.acquire(resource);
+  ])(
+    'acquire given up (%s) while its put is in flight and the answer is lost: 0 orphaned keys, the queue is not stalled',
+    async (_name, how) => {
+      const prefix = `mid-${how}/`;
+      const resource = 'mid';
+      const holderClient = direct(prefix, 5);
+      const nextClient = direct(prefix, 5);
+      const client = proxied(prefix, { ttl: 5, requestTimeout: 1000 });
+      await client.connect();
+      await warmUp(client);
+      const holder = await holderClient.acquire(resource);
 
-    // Every put of our key that etcd applies, seen by a direct observer.
-    const puts: Array<{ key: string; at: number }> = [];
-    const watcher = await view.watch().prefix(`${prefix}${resource}/`).create();
-    watchers.push(watcher);
-    watcher.on('put', kv => puts.push({ key: kv.key.toString(), at: performance.now() }));
+      // Every put of our key that etcd applies, seen by a direct observer.
+      const puts: Array<{ key: string; at: number }> = [];
+      const watcher = await view.watch().prefix(`${prefix}${resource}/`).create();
+      watchers.push(watcher);
+      watcher.on('put', kv => puts.push({ key: kv.key.toString(), at: performance.now() }));
 
-    // The moment the enqueue transaction is issued, the answers stop coming back (the request
-    // itself still reaches etcd): the client cannot know whether its key was written.
-    let armed = true;
-    const restore = onUnaryCall(client.etcd, call => {
-      if (armed && call === 'KV.txnEncoded') {
-        armed = false;
-        setAll('blackhole', 'to-client');
-      }
-    });
-    const controller = new AbortController();
-    const started = performance.now();
-    const giveUp = how === 'timeout' ? { waitTimeout: 400 } : { signal: controller.signal, waitTimeout: 10_000 };
-    if (how === 'abort') setTimeout(() => controller.abort(new Error('caller gave up')), 400);
-    const err = await client.acquire(resource, giveUp).then(
-      () => new Error('granted'),
-      (e: unknown) => e,
-    );
-    const gaveUpAt = performance.now();
-    restore();
-    if (how === 'timeout') expect(err).toBeInstanceOf(LockTimeoutError);
-    else expect((err as Error).message).toBe('caller gave up');
-    expect(gaveUpAt - started).toBeLessThan(1500);
+      // The moment the enqueue transaction is issued, the answers stop coming back (the request
+      // itself still reaches etcd): the client cannot know whether its key was written.
+      let armed = true;
+      const restore = onUnaryCall(client.etcd, call => {
+        if (armed && call === 'KV.txnEncoded') {
+          armed = false;
+          setAll('blackhole', 'to-client');
+        }
+      });
+      const controller = new AbortController();
+      const started = performance.now();
+      const giveUp = how === 'timeout' ? { waitTimeout: 400 } : { signal: controller.signal, waitTimeout: 10_000 };
+      if (how === 'abort') setTimeout(() => controller.abort(new Error('caller gave up')), 400);
+      const err = await client.acquire(resource, giveUp).then(
+        () => new Error('granted'),
+        (e: unknown) => e,
+      );
+      const gaveUpAt = performance.now();
+      restore();
+      if (how === 'timeout') expect(err).toBeInstanceOf(LockTimeoutError);
+      else expect((err as Error).message).toBe('caller gave up');
+      expect(gaveUpAt - started).toBeLessThan(1500);
 
-    // The put did land: its key sits in the queue until the client cleans it up.
-    await waitFor(() => puts.some(p => p.key.includes(client.status().leaseId!)), { message: 'the in-flight put reached etcd' });
-    const orphanKey = puts.find(p => p.key.includes(client.status().leaseId!))!.key;
-    // Heal after a while (the client's session survives: 5 s TTL).
-    await delay(600);
-    setAll('pass');
-    const healedAt = performance.now();
-    await waitFor(async () => !(await keysAt(view, `${prefix}${resource}/`)).some(k => k.key === orphanKey), {
-      timeoutMs: 4000,
-      message: 'the orphaned waiter key is deleted by the client',
-    });
-    const cleanedAt = performance.now();
-    const sessionAlive = client.status().state === 'alive';
+      // The put did land: its key sits in the queue until the client cleans it up.
+      await waitFor(() => puts.some(p => p.key.includes(client.status().leaseId!)), { message: 'the in-flight put reached etcd' });
+      const orphanKey = puts.find(p => p.key.includes(client.status().leaseId!))!.key;
+      // Heal after a while (the client's session survives: 5 s TTL).
+      await delay(600);
+      setAll('pass');
+      const healedAt = performance.now();
+      await waitFor(async () => !(await keysAt(view, `${prefix}${resource}/`)).some(k => k.key === orphanKey), {
+        timeoutMs: 4000,
+        message: 'the orphaned waiter key is deleted by the client',
+      });
+      const cleanedAt = performance.now();
+      const sessionAlive = client.status().state === 'alive';
 
-    // Not stalled: a waiter queued now gets the lock as soon as the holder lets go.
-    const next = nextClient.acquire(resource, { waitTimeout: 5000 });
-    await waitFor(async () => (await keysAt(view, `${prefix}${resource}/`)).length === 2, { message: 'the next waiter queued' });
-    await holder.release();
-    const releasedAt = performance.now();
-    const nextLock: LockHandle = await next;
-    const handoffMs = performance.now() - releasedAt;
-    await nextLock.release();
-    const leftover = (await keysAt(view, prefix)).length;
-    report({
-      scenario: `acquire given up mid-request, answer lost (${how})`,
-      bound: '0 orphaned waiter keys, queue not stalled',
-      figures: {
-        gaveUpAfterMs: gaveUpAt - started,
-        orphanKeyLifetimeMs: cleanedAt - gaveUpAt,
-        cleanedAfterHealMs: cleanedAt - healedAt,
-        removedByClientNotExpiry: sessionAlive,
-        handoffAfterReleaseMs: handoffMs,
-        orphanedKeysLeft: leftover,
-      },
-      pass: sessionAlive && leftover === 0,
-    });
-    expect(sessionAlive).toBe(true);
-    expect(leftover).toBe(0);
-    expect(handoffMs).toBeLessThan(1000);
-  });
+      // Not stalled: a waiter queued now gets the lock as soon as the holder lets go.
+      const next = nextClient.acquire(resource, { waitTimeout: 5000 });
+      await waitFor(async () => (await keysAt(view, `${prefix}${resource}/`)).length === 2, { message: 'the next waiter queued' });
+      await holder.release();
+      const releasedAt = performance.now();
+      const nextLock: LockHandle = await next;
+      const handoffMs = performance.now() - releasedAt;
+      await nextLock.release();
+      const leftover = (await keysAt(view, prefix)).length;
+      report({
+        scenario: `acquire given up mid-request, answer lost (${how})`,
+        bound: '0 orphaned waiter keys, queue not stalled',
+        figures: {
+          gaveUpAfterMs: gaveUpAt - started,
+          orphanKeyLifetimeMs: cleanedAt - gaveUpAt,
+          cleanedAfterHealMs: cleanedAt - healedAt,
+          removedByClientNotExpiry: sessionAlive,
+          handoffAfterReleaseMs: handoffMs,
+          orphanedKeysLeft: leftover,
+        },
+        pass: sessionAlive && leftover === 0,
+      });
+      expect(sessionAlive).toBe(true);
+      expect(leftover).toBe(0);
+      expect(handoffMs).toBeLessThan(1000);
+    },
+  );
 
   it('release: double release, release after loss, release of a re-taken lock never delete another holder’s key', async () => {
     const prefix = 'release/';

@@ -61,7 +61,7 @@ describe('fault suite: queue faults (3-member cluster)', () => {
     await cluster?.close();
   });
 
-  it("a waiter whose lease is revoked while it is queued is never granted the lock; the next waiter is", async () => {
+  it('a waiter whose lease is revoked while it is queued is never granted the lock; the next waiter is', async () => {
     const prefix = 'revoked/';
     const holderClient = on(0, prefix);
     const victimClient = on(1, prefix);
@@ -169,7 +169,11 @@ describe('fault suite: queue faults (3-member cluster)', () => {
         waiters: waiting.length,
         compactedRevisions: Number(compactRevision - before),
         granted: granted.length,
-        failed: grants.filter(g => g.error).map(g => `${g.name}:${(g.error as Error).name}`).join('|') || 'none',
+        failed:
+          grants
+            .filter(g => g.error)
+            .map(g => `${g.name}:${(g.error as Error).name}`)
+            .join('|') || 'none',
         grantOrder: grantOrder.join('>'),
         tokensRiseInGrantOrder: inOrder,
         everyWaiterKeptItsPlace: keptPlace,

@@ -98,7 +98,7 @@ function stalls(ops: Message[], sections: Section[], started: bigint): Stall[] {
     const waited = new Uint8Array(size);
     for (const w of waits) waited.fill(1, w.from, w.to + 1);
     for (const s of sections.filter(s => s.resource === resource)) waited.fill(0, bucket(s.enter), Math.min(size, bucket(s.exit) + 1));
-    for (let i = 0; i < size; ) {
+    for (let i = 0; i < size;) {
       if (!waited[i]) {
         i++;
         continue;
@@ -164,7 +164,8 @@ describe('fault suite: seeded random schedule (3 processes, 3 members)', () => {
     const messages: Message[] = workers.flatMap(w => w.messages.map(m => ({ ...m, worker: w.id })));
     const of = (type: string) => messages.filter(m => m.type === type);
     const ops = of('op');
-    if (process.env.SCHEDULE_DUMP) (await import('node:fs')).writeFileSync(`${process.env.SCHEDULE_DUMP}-${prefix.replace(/\W/g, '')}.json`, JSON.stringify(messages));
+    if (process.env.SCHEDULE_DUMP)
+      (await import('node:fs')).writeFileSync(`${process.env.SCHEDULE_DUMP}-${prefix.replace(/\W/g, '')}.json`, JSON.stringify(messages));
     const grantOf = (m: Message, at: string): Grant => ({
       resource: m.resource as string,
       prefix: `${prefix}${m.resource as string}/`,
@@ -227,9 +228,10 @@ describe('fault suite: seeded random schedule (3 processes, 3 members)', () => {
   async function finish(workers: FaultWorker[], prefix: string): Promise<number> {
     await Promise.all(workers.map(w => w.close()));
     // A worker whose session was lost cannot revoke it: its keys go with the lease (≤ TTL + etcd's 500 ms check).
-    await waitFor(async () => (await keysAt(view, prefix)).length === 0, { timeoutMs: TTL_S * 1000 + 3000, message: `no keys left under ${prefix}` }).catch(
-      () => undefined,
-    );
+    await waitFor(async () => (await keysAt(view, prefix)).length === 0, {
+      timeoutMs: TTL_S * 1000 + 3000,
+      message: `no keys left under ${prefix}`,
+    }).catch(() => undefined);
     return (await keysAt(view, prefix)).length;
   }
 
@@ -244,7 +246,9 @@ describe('fault suite: seeded random schedule (3 processes, 3 members)', () => {
       ops: { waitTimeoutMs: 3000 },
       faults: { classes: faultClasses(faultNames), spanMs: FAULT_SPAN_MS, members: cluster.members.length },
     });
-    console.log(`[random-schedule] seed ${seed} (replay: FAULT_SEED=${seed}); faults planned: ${JSON.stringify(countBy(schedule.faults, f => f.name))}`);
+    console.log(
+      `[random-schedule] seed ${seed} (replay: FAULT_SEED=${seed}); faults planned: ${JSON.stringify(countBy(schedule.faults, f => f.name))}`,
+    );
     const prefix = 'sched/';
     // A wait of 3 s outlasts a silent holder (TTL 2 s + etcd's expiry check) yet keeps a blocked
     // resource from eating the run's time budget.
@@ -266,10 +270,15 @@ describe('fault suite: seeded random schedule (3 processes, 3 members)', () => {
         leftoverKeys: leftover,
         elapsedMs,
       },
-      pass: verdict.violations.length === 0 && verdict.unexpected.length === 0 && verdict.stalls.length === 0 && ran >= 200 && leftover === 0,
+      pass:
+        verdict.violations.length === 0 && verdict.unexpected.length === 0 && verdict.stalls.length === 0 && ran >= 200 && leftover === 0,
     });
-    for (const stall of verdict.stalls) console.log(`[random-schedule] seed ${seed}: waiters timed out on a free lock: ${JSON.stringify(stall)}`);
-    for (const fault of injected) console.log(`[random-schedule] ${fault.name}#${fault.target} ${JSON.stringify(fault.options)} ${Math.round(fault.atMs)}..${Math.round(fault.healedAtMs)} ms`);
+    for (const stall of verdict.stalls)
+      console.log(`[random-schedule] seed ${seed}: waiters timed out on a free lock: ${JSON.stringify(stall)}`);
+    for (const fault of injected)
+      console.log(
+        `[random-schedule] ${fault.name}#${fault.target} ${JSON.stringify(fault.options)} ${Math.round(fault.atMs)}..${Math.round(fault.healedAtMs)} ms`,
+      );
 
     expect({ seed, violations: verdict.violations }).toEqual({ seed, violations: [] });
     expect({ seed, unexpected: verdict.unexpected }).toEqual({ seed, unexpected: [] });

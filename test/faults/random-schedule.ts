@@ -214,11 +214,12 @@ export function planFaults(rng: Rng, options: FaultPlanOptions): PlannedFault[] 
   const [gapLo, gapHi] = options.gapMs ?? [300, 1200];
   const weights = Object.fromEntries(Object.entries(options.classes).map(([name, c]) => [name, c.weight]));
   const faults: PlannedFault[] = [];
-  for (let at = rng.int(gapLo, gapHi); at < options.spanMs; ) {
+  for (let at = rng.int(gapLo, gapHi); at < options.spanMs;) {
     const name = rng.weighted(weights);
     const draw = options.classes[name]!;
     const durationMs = rng.int(draw.durationMs[0], draw.durationMs[1]);
-    const target = draw.targets === 'member' ? rng.int(0, options.members - 1) : draw.targets === 'worker' ? rng.int(0, options.workers - 1) : 0;
+    const target =
+      draw.targets === 'member' ? rng.int(0, options.members - 1) : draw.targets === 'worker' ? rng.int(0, options.workers - 1) : 0;
     const chosen = Object.fromEntries(Object.entries(draw.options ?? {}).map(([key, values]) => [key, rng.pick(values)]));
     faults.push({ atMs: at, name, target, durationMs, options: chosen });
     at += durationMs + rng.int(gapLo, gapHi);
@@ -245,7 +246,11 @@ export interface ScheduleOptions {
 /** The whole schedule of a run. Each part has its own stream, so changing the faults keeps the operations. */
 export function generateSchedule(options: ScheduleOptions): Schedule {
   const ops = Array.from({ length: options.workers }, (_, i) =>
-    planOps(new Rng(options.seed ^ Math.imul(i + 1, 0x9e3779b1)), { count: options.opsPerWorker, resources: options.resources, ...options.ops }),
+    planOps(new Rng(options.seed ^ Math.imul(i + 1, 0x9e3779b1)), {
+      count: options.opsPerWorker,
+      resources: options.resources,
+      ...options.ops,
+    }),
   );
   const faults = options.faults ? planFaults(new Rng(options.seed ^ 0x85ebca6b), { ...options.faults, workers: options.workers }) : [];
   return { seed: options.seed, ops, faults };

@@ -38,7 +38,9 @@ export function faultClasses(names: readonly string[]): Record<string, FaultClas
 
 /** `FAULT_CLASSES` (comma-separated) when set, else `defaults`. */
 export function selectedFaultNames(defaults: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
-  const given = env.FAULT_CLASSES?.split(',').map(s => s.trim()).filter(Boolean);
+  const given = env.FAULT_CLASSES?.split(',')
+    .map(s => s.trim())
+    .filter(Boolean);
   return given && given.length > 0 ? given : [...defaults];
 }
 
@@ -89,7 +91,12 @@ function proxyFault(mode: 'blackhole' | 'reset', draw: FaultDraw): FaultClass {
 
 registerFaultClass(
   'proxy-blackhole',
-  proxyFault('blackhole', { weight: 2, durationMs: [300, 3000], targets: 'member', options: { direction: ['both', 'to-client', 'to-server'] } }),
+  proxyFault('blackhole', {
+    weight: 2,
+    durationMs: [300, 3000],
+    targets: 'member',
+    options: { direction: ['both', 'to-client', 'to-server'] },
+  }),
 );
 registerFaultClass('proxy-reset', proxyFault('reset', { weight: 2, durationMs: [100, 1500], targets: 'member' }));
 
@@ -132,7 +139,13 @@ export async function runFaults(
   let finished = false;
   void done.finally(() => (finished = true));
   const until = (offsetMs: number) =>
-    Promise.race([done.then(() => undefined, () => undefined), new Promise(resolve => setTimeout(resolve, Math.max(0, offsetMs - elapsed())))]);
+    Promise.race([
+      done.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise(resolve => setTimeout(resolve, Math.max(0, offsetMs - elapsed()))),
+    ]);
   const injected: InjectedFault[] = [];
   for (const fault of plan) {
     await until(fault.atMs);

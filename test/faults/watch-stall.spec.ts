@@ -16,7 +16,12 @@ jest.setTimeout(60_000);
 const TTL_S = 3;
 
 /** The holder releases 100 ms into the wait; resolves with how long the waiter waited (ms), or the error's name. */
-async function contendedRound(holder: EtcdLockClient, waiter: EtcdLockClient, resource: string, waitTimeout = 4000): Promise<number | string> {
+async function contendedRound(
+  holder: EtcdLockClient,
+  waiter: EtcdLockClient,
+  resource: string,
+  waitTimeout = 4000,
+): Promise<number | string> {
   const held = await holder.acquire(resource);
   const started = performance.now();
   const waiting = waiter.acquire(resource, { waitTimeout });
@@ -113,7 +118,7 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
     const held = await holder.acquire('r');
     const armedBefore = rpcs.armed;
     const waiting = waiter.acquire('r', { waitTimeout: 6000 });
-    await waitFor(() => rpcs.armed > armedBefore, { message: 'the waiter\'s watch armed on the carrier' });
+    await waitFor(() => rpcs.armed > armedBefore, { message: "the waiter's watch armed on the carrier" });
     carrier.pause();
     let waitedMs: number | string;
     try {
@@ -130,7 +135,9 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
     } finally {
       carrier.resume();
     }
-    console.log(`watch stall: wait armed before the watch stream's member was paused: granted ${typeof waitedMs === 'number' ? `${waitedMs.toFixed(0)} ms` : waitedMs} after the release`);
+    console.log(
+      `watch stall: wait armed before the watch stream's member was paused: granted ${typeof waitedMs === 'number' ? `${waitedMs.toFixed(0)} ms` : waitedMs} after the release`,
+    );
     expect(typeof waitedMs).toBe('number');
     // The check's probe goes unanswered (arm bound 1 s): the stream is rebuilt, its watches wake, the waiter re-reads.
     expect(waitedMs as number).toBeLessThan((TTL_S * 1000 * 1.25) / 3 + 1000 + 750);

@@ -65,7 +65,9 @@ describe('@Locked on controller handlers (real etcd)', () => {
 
   it('answers 409 with Retry-After when a try-only lock is busy, and leaves no key', async () => {
     const server = app.getHttpServer();
-    const first = request(server).post('/orders/T1/try').then(r => r);
+    const first = request(server)
+      .post('/orders/T1/try')
+      .then(r => r);
     const client = app.get<EtcdLockClient>(ETCD_LOCK_CLIENT);
     await waitFor(async () => (await client.etcd.getAll().prefix(`${prefix}order:T1/`).keys()).length === 1, { message: 'first holds T1' });
     const busy = await request(server).post('/orders/T1/try');
@@ -75,7 +77,6 @@ describe('@Locked on controller handlers (real etcd)', () => {
     expect((await first).status).toBe(201);
     expect(await keysLeft()).toBe(0);
   });
-
 });
 
 describe('lease loss while a handler runs (real etcd, paused past the TTL)', () => {
@@ -97,7 +98,9 @@ describe('lease loss while a handler runs (real etcd, paused past the TTL)', () 
 
   it('errors the stream with LockLostError (503) and aborts the handler signal', async () => {
     const controller = app.get(OrdersController);
-    const pending = request(app.getHttpServer()).post('/orders/L1/slow').then(r => r);
+    const pending = request(app.getHttpServer())
+      .post('/orders/L1/slow')
+      .then(r => r);
     await waitFor(() => controller.signals.length === 1, { message: 'handler started' });
     const started = performance.now();
     etcd.members[0].pause();

@@ -17,7 +17,8 @@ describe("an application's own catch-all exception filter beside the module's (r
     await etcd?.close();
   });
 
-  const withApp = <T>(filter: FilterClass, run: (app: INestApplication) => Promise<T>) => withFilteredApp(EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('filters'), logger: false }), filter, run);
+  const withApp = <T>(filter: FilterClass, run: (app: INestApplication) => Promise<T>) =>
+    withFilteredApp(EtcdLockModule.forRoot({ hosts: etcd.endpoints, prefix: uniquePrefix('filters'), logger: false }), filter, run);
 
   // The naive filter and the delegating recipe, in memory: test/unit/nest/exception-filters.spec.ts.
   it('composed by extending LockExceptionFilter: 409 with Retry-After for the lock, the app’s answer for the rest', async () => {

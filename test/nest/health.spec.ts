@@ -31,7 +31,10 @@ function healthApp(name: string, ttl: number): { etcd: EtcdCluster; app: INestAp
   beforeAll(async () => {
     fixture.etcd = await startEtcd();
     const moduleRef = await Test.createTestingModule({
-      imports: [TerminusModule.forRoot({ logger: false }), EtcdLockModule.forRoot({ hosts: fixture.etcd.endpoints, prefix: uniquePrefix(name), ttl, logger: false })],
+      imports: [
+        TerminusModule.forRoot({ logger: false }),
+        EtcdLockModule.forRoot({ hosts: fixture.etcd.endpoints, prefix: uniquePrefix(name), ttl, logger: false }),
+      ],
       controllers: [HealthController],
       providers: [EtcdLockHealthIndicator],
     }).compile();

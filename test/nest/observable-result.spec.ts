@@ -37,7 +37,13 @@ describe('@Locked provider methods whose Observable result is known only at run 
     const done = new Subject<void>();
     const result = service().open(id, done) as unknown as ObservableInput<Observable<string>>;
     let opened = false;
-    const values = lastValueFrom(from(result).pipe(mergeAll(), tap(() => (opened = true)), toArray()));
+    const values = lastValueFrom(
+      from(result).pipe(
+        mergeAll(),
+        tap(() => (opened = true)),
+        toArray(),
+      ),
+    );
     await waitFor(() => opened, { message: 'the stream emitted' });
     // The stream is live (it completes only when `done` emits): its lock must be held.
     expect((await locks.inspect(`stream:${id}`)).holder).toBeDefined();

@@ -30,7 +30,10 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
     prefix = uniquePrefix('reentrancy');
-    app = await createOrdersApp({ hosts: etcd.endpoints, prefix, ttl: 5, waitTimeout: 5000 }, { providers: [JobsService], controllers: [FireController] });
+    app = await createOrdersApp(
+      { hosts: etcd.endpoints, prefix, ttl: 5, waitTimeout: 5000 },
+      { providers: [JobsService], controllers: [FireController] },
+    );
     locks = app.get(LockService);
     jobs = app.get(JobsService);
     other = new EtcdLockClient({ hosts: etcd.endpoints, prefix, ttl: 5 });
@@ -50,7 +53,11 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
     await locks.withLock('late', async () => {
       // The continuation keeps the async context of this section, which ends first.
       nested = later.promise.then(() =>
-        locks.withLock('late', async lock => ({ otherHeld: otherHolds, holderKey: (await locks.inspect('late')).holder?.key, key: lock.key })),
+        locks.withLock('late', async lock => ({
+          otherHeld: otherHolds,
+          holderKey: (await locks.inspect('late')).holder?.key,
+          key: lock.key,
+        })),
       );
     });
     const held = await other.acquire('late');

@@ -30,7 +30,12 @@ describe('@Locked on provider methods and LockService (real etcd)', () => {
   });
   beforeEach(() => tracker.reset());
 
-  const keys = async (under = '') => app.get<EtcdLockClient>(ETCD_LOCK_CLIENT).etcd.getAll().prefix(prefix + under).keys();
+  const keys = async (under = '') =>
+    app
+      .get<EtcdLockClient>(ETCD_LOCK_CLIENT)
+      .etcd.getAll()
+      .prefix(prefix + under)
+      .keys();
 
   it('serializes calls with keys built from the arguments', async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => orders.settle({ id: 'S1' })));
@@ -43,12 +48,16 @@ describe('@Locked on provider methods and LockService (real etcd)', () => {
 
   it('re-enters a lock the call chain holds, and releases it only after the outermost call', async () => {
     const locks = app.get(LockService);
-    const outer = await locks.withLock('order:R1', async lock => {
-      const inner = await orders.settleTwice('R1');
-      // Still held by the outer call after the nested ones returned.
-      expect(await keys('order:R1/')).toEqual([lock.key]);
-      return inner;
-    }, { waitTimeout: 2000 });
+    const outer = await locks.withLock(
+      'order:R1',
+      async lock => {
+        const inner = await orders.settleTwice('R1');
+        // Still held by the outer call after the nested ones returned.
+        expect(await keys('order:R1/')).toEqual([lock.key]);
+        return inner;
+      },
+      { waitTimeout: 2000 },
+    );
     expect(outer).toEqual(['settled R1', 'settled R1']);
     expect(await keys()).toEqual([]);
   });

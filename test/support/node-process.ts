@@ -52,7 +52,10 @@ export function startWorker(name: string, args: string[]): NodeWorker {
           cleanup();
           resolve(found);
         };
-        const timer = setTimeout(() => (cleanup(), reject(new Error(`worker ${name}: no matching message within ${timeoutMs} ms; stderr: ${stderr}`))), timeoutMs);
+        const timer = setTimeout(
+          () => (cleanup(), reject(new Error(`worker ${name}: no matching message within ${timeoutMs} ms; stderr: ${stderr}`))),
+          timeoutMs,
+        );
         const onExit = () => (cleanup(), reject(new Error(`worker ${name} exited early; stderr: ${stderr}`)));
         const cleanup = () => {
           clearTimeout(timer);

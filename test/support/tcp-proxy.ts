@@ -90,7 +90,8 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   let delays: DelaySpec = {};
   const pairs = new Set<Pair>();
 
-  const drops = (toClient: boolean) => mode === 'blackhole' && (direction === 'both' || (toClient ? direction === 'to-client' : direction === 'to-server'));
+  const drops = (toClient: boolean) =>
+    mode === 'blackhole' && (direction === 'both' || (toClient ? direction === 'to-client' : direction === 'to-server'));
 
   const destroyPair = (pair: Pair, reset: boolean) => {
     pairs.delete(pair);

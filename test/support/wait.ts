@@ -17,10 +17,7 @@ export interface WaitForOptions {
  * quoted in the timeout error. A predicate call that hangs is abandoned at the
  * deadline. Throws `Error("waitFor timed out after N ms: <message>")` on timeout.
  */
-export async function waitFor(
-  predicate: () => boolean | Promise<boolean>,
-  options: WaitForOptions = {},
-): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, options: WaitForOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 5000;
   const intervalMs = options.intervalMs ?? 50;
   const started = Date.now();
@@ -41,15 +38,9 @@ export async function waitFor(
     await delay(Math.min(intervalMs, Math.max(deadline - Date.now(), 0)));
   }
 
-  const message =
-    typeof options.message === 'function' ? options.message() : (options.message ?? 'condition not met');
-  const suffix =
-    lastError === undefined
-      ? ''
-      : ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
-  throw new Error(
-    `waitFor timed out after ${Date.now() - started} ms (${attempts} attempts): ${message}${suffix}`,
-  );
+  const message = typeof options.message === 'function' ? options.message() : (options.message ?? 'condition not met');
+  const suffix = lastError === undefined ? '' : ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
+  throw new Error(`waitFor timed out after ${Date.now() - started} ms (${attempts} attempts): ${message}${suffix}`);
 }
 
 class DeadlineError extends Error {}
@@ -58,7 +49,7 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new DeadlineError('deadline')), ms);
     promise.then(
-      (value) => {
+      value => {
         clearTimeout(timer);
         resolve(value);
       },
@@ -71,5 +62,5 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise(resolve => setTimeout(resolve, ms));
 }

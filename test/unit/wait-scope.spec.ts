@@ -9,7 +9,12 @@ describe('WaitScope', () => {
   afterEach(() => jest.useRealTimers());
 
   const never = () => new Promise<never>(() => undefined);
-  const options = (waitTimeoutMs: number, signal?: AbortSignal) => ({ waitTimeoutMs, statedTimeoutMs: waitTimeoutMs, tryOnly: false, signal });
+  const options = (waitTimeoutMs: number, signal?: AbortSignal) => ({
+    waitTimeoutMs,
+    statedTimeoutMs: waitTimeoutMs,
+    tryOnly: false,
+    signal,
+  });
 
   it('rejects a pending wait with LockTimeoutError when the wait timeout runs out, not before', async () => {
     const scope = new WaitScope('r', options(1000), new InMemoryLease('1'));

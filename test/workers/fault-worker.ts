@@ -293,7 +293,17 @@ async function contend(resource: string, iterations: number, holdMs: number, wai
       const lost = lostEvents.has(lock) || lock.signal.aborted;
       await lock.release();
       sections++;
-      emit({ type: 'section', resource, token: lock.fencingToken.toString(), key: lock.key, enter, exit, seenRevision: revision, writes, lost });
+      emit({
+        type: 'section',
+        resource,
+        token: lock.fencingToken.toString(),
+        key: lock.key,
+        enter,
+        exit,
+        seenRevision: revision,
+        writes,
+        lost,
+      });
     }
   }
   emit({ type: 'contend-done', resource, sections, failures });

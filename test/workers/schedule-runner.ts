@@ -90,7 +90,14 @@ class Section {
     openSections.add(this);
     if (!this.check()) {
       for (const h of this.handles) {
-        this.ctx.emit({ type: 'grant-unheld', op: this.op, resource: h.resource, token: h.fencingToken.toString(), key: h.key, t: this.enter });
+        this.ctx.emit({
+          type: 'grant-unheld',
+          op: this.op,
+          resource: h.resource,
+          token: h.fencingToken.toString(),
+          key: h.key,
+          t: this.enter,
+        });
       }
       return false;
     }
@@ -130,7 +137,12 @@ class Section {
 }
 
 /** Runs `work` as a section of `lock`; false when the lock was lost before the section ended. */
-async function section(ctx: ScheduleContext, op: string, lock: LockHandle | LockSet, work: (s: Section) => Promise<void> | void): Promise<boolean> {
+async function section(
+  ctx: ScheduleContext,
+  op: string,
+  lock: LockHandle | LockSet,
+  work: (s: Section) => Promise<void> | void,
+): Promise<boolean> {
   const s = new Section(ctx, op, handlesOf(lock), ctx.now());
   if (await s.open()) await work(s);
   await s.close();
@@ -214,10 +226,19 @@ async function runOp(ctx: ScheduleContext, op: ScheduleOp): Promise<Outcome> {
         op.outer,
         async outer => {
           held = await section(ctx, op.op, outer, async () => {
-            await service.withLock([op.outer, op.inner], async set => {
-              // The outer handle is borrowed (its section is the outer one): a section for the inner only.
-              innerHeld = await section(ctx, op.op, set.handles.find(h => h.resource === op.inner)!, hold(op.holdMs));
-            }, { waitTimeout: op.waitTimeoutMs });
+            await service.withLock(
+              [op.outer, op.inner],
+              async set => {
+                // The outer handle is borrowed (its section is the outer one): a section for the inner only.
+                innerHeld = await section(
+                  ctx,
+                  op.op,
+                  set.handles.find(h => h.resource === op.inner)!,
+                  hold(op.holdMs),
+                );
+              },
+              { waitTimeout: op.waitTimeoutMs },
+            );
           });
         },
         { waitTimeout: op.waitTimeoutMs },
@@ -246,7 +267,10 @@ async function runOp(ctx: ScheduleContext, op: ScheduleOp): Promise<Outcome> {
     case 'orphan': {
       const leaseHex = client.status().leaseId!;
       const key = `${resourcePrefix(client.options.prefix, op.resource)}${leaseHex}_orphan`;
-      await client.etcd.put(key).value('').lease(BigInt(`0x${leaseHex}`).toString());
+      await client.etcd
+        .put(key)
+        .value('')
+        .lease(BigInt(`0x${leaseHex}`).toString());
       return { outcome: 'planted' };
     }
     case 'release': {
