@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: every test, across the etcd matrix. Type-checks and builds, runs the whole Jest suite
+# `npm test`: every test, across the etcd matrix. Lints, type-checks and builds, runs the whole Jest suite
 # on etcd 3.6 (the default line), then on 3.4, 3.5 and 3.7 the suites whose outcome depends on the
 # server's behaviour (core — which holds the etcdctl and Go Mutex interop specs —, contract, faults,
 # nest). Each run's log starts with its server's `etcd Version:` line (printed by Jest's global
@@ -10,6 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+npm run --silent lint || exit 1
 npm run --silent typecheck || exit 1
 npm run --silent build || exit 1
 
