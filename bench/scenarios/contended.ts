@@ -9,7 +9,7 @@ import { nodeWorker, processCpuMs, Worker } from '../lib/procs.js';
 import { median, summarize, type Summary } from '../lib/stats.js';
 import type { WatchCounts } from '../lib/watch-counter.js';
 
-export type ContendImpl = 'ours' | 'goMutex' | 'redlock';
+export type ContendImpl = 'ours' | 'contendedFloor' | 'goMutex' | 'redlock';
 type Record4 = [number, number, number, number];
 
 export interface ContendRun {

@@ -4,16 +4,18 @@
  * prints {records, watch, deleteEvents, cpuMs, loopDelayMs} last. Times are wall-clock ms (comparable across processes).
  *
  *   impl "ours":    one EtcdLockClient (one lease) per process, as an application has
+ *   impl "contendedFloor": the contended floor: the least the protocol needs, in raw etcd3 calls (below)
  *   impl "redlock": redlock v4 on one Redis, its default retry delay (200 ms + up to 200 ms jitter)
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Etcd3 } from 'etcd3';
 import { EtcdLockClient } from '../../lib/core/index.js';
 import { finish, stdinCommands } from '../lib/procs.js';
 import { wallMs } from '../lib/stats.js';
 import { deleteEventTimes, diffCounts, installWatchCounter, watchCounts } from '../lib/watch-counter.js';
 
 interface Config {
-  impl: 'ours' | 'redlock';
+  impl: 'ours' | 'contendedFloor' | 'redlock';
   endpoint: string;
   redisPort?: number;
   key: string;
@@ -38,6 +40,7 @@ async function makeLocker(): Promise<Locker> {
     await client.connect();
     return { acquire: (key = config.key) => client.acquire(key), close: () => client.close() };
   }
+  if (config.impl === 'contendedFloor') return floorLocker();
   const { Redis } = await import('ioredis');
   const { default: Redlock } = await import('redlock');
   const redis = new Redis({ host: '127.0.0.1', port: config.redisPort });
@@ -50,6 +53,55 @@ async function makeLocker(): Promise<Locker> {
       return { release: () => lock.unlock() };
     },
     close: async () => void redis.disconnect(),
+  };
+}
+
+/**
+ * The contended floor: the same queue as the library with nothing it could leave out. One lease per
+ * process; a waiter puts its key (one unary), reads the key right ahead of it (one unary: the
+ * newest key with a lower create revision), and watches that key from the read's revision + 1, so
+ * that nothing can be missed and no re-read follows the watch's arming; on the 'delete' event it
+ * reads again (one unary), and it releases with one delete. No timeouts, no re-verification of its
+ * own key, no idle watch, no fencing: what it costs is what grpc-js, etcd and the machine cost.
+ */
+async function floorLocker(): Promise<Locker> {
+  const client = new Etcd3({ hosts: config.endpoint });
+  const lease = client.lease(10, { autoKeepAlive: true });
+  const leaseId = await lease.grant();
+  const prefix = `bench/${config.key}/`;
+  let sequence = 0;
+  const ahead = async (ownRevision: number) => {
+    const res = await client.kv.range({
+      key: Buffer.from(prefix),
+      range_end: Buffer.from(prefix.slice(0, -1) + '0'),
+      sort_order: 'Descend',
+      sort_target: 'Create',
+      limit: 1,
+      max_create_revision: ownRevision - 1,
+      keys_only: true,
+    });
+    return { key: res.kvs[0]?.key, revision: Number(res.header.revision) };
+  };
+  return {
+    acquire: async () => {
+      const key = `${prefix}${leaseId}_${sequence++}`;
+      const put = await client.kv.put({ key: Buffer.from(key), value: Buffer.alloc(0), lease: leaseId });
+      const ownRevision = Number(put.header.revision);
+      for (let next = await ahead(ownRevision); next.key; next = await ahead(ownRevision)) {
+        const watcher = await client
+          .watch()
+          .key(next.key)
+          .startRevision(String(next.revision + 1))
+          .create();
+        await new Promise(resolve => watcher.once('delete', resolve));
+        void watcher.cancel();
+      }
+      return { release: async () => void (await client.kv.deleteRange({ key: Buffer.from(key) })) };
+    },
+    close: async () => {
+      await lease.revoke();
+      client.close();
+    },
   };
 }
 
