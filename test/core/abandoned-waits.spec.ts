@@ -9,7 +9,8 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockBusyError, LockTimeoutError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs, observer, readQueue, storeRevision, track } from './helpers.js';
+import { countRpcs } from '../support/rpc-counter.js';
+import { observer, readQueue, storeRevision, track } from './helpers.js';
 
 describe('acquisitions that give up leave nothing behind', () => {
   let etcd: EtcdCluster;

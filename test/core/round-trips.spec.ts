@@ -7,7 +7,8 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient } from '../../lib/core/index.js';
 import { etcdctlSync, startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs, observer, readQueue, storeRevision, track, type RpcCounter } from './helpers.js';
+import { countRpcs, type RpcCounter } from '../support/rpc-counter.js';
+import { observer, readQueue, storeRevision, track } from './helpers.js';
 
 describe('etcd round trips', () => {
   let etcd: EtcdCluster;

@@ -320,22 +320,6 @@ function bigintJson(_key: string, value: unknown) {
 
 export { recordLeaseTraffic, type LeaseTraffic } from '../support/lease-traffic.js';
 
-type Exec = (service: string, method: string, payload: unknown, options: unknown) => Promise<unknown>;
-
-/** Calls `onCall(service.method)` synchronously right after each unary call of the client is issued. */
-export function onUnaryCall(etcd: Etcd3, onCall: (call: string) => void): () => void {
-  const pool = (etcd as unknown as { pool: { exec: Exec } }).pool;
-  const original = pool.exec;
-  pool.exec = function (this: unknown, service, method, payload, options) {
-    const result = original.call(this, service, method, payload, options);
-    onCall(`${service}.${method}`);
-    return result;
-  };
-  return () => {
-    pool.exec = original;
-  };
-}
-
 export { abortedAt, withTimeout } from '../core/helpers.js';
 
 export const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
