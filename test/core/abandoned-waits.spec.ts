@@ -1,5 +1,5 @@
 /**
- * Acceptance 5: an acquisition that gives up (wait timeout, AbortSignal, try-only) leaves no key
+ * An acquisition that gives up (wait timeout, AbortSignal, try-only) leaves no key
  * behind, and the queue is not stalled: a later waiter still gets the lock when the holder lets go.
  *
  * Every "later waiter" below queues on the SAME client (same lease) as the one that gave up, so a

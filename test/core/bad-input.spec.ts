@@ -1,5 +1,5 @@
 /**
- * Acceptance 7: every bad input fails with a typed error and a precise message. Argument errors are
+ * Every bad input fails with a typed error and a precise message. Argument errors are
  * raised before any etcd call; etcd failures (unreachable, paused, TTL below the server minimum,
  * wrong credentials) come out as their own types, within the configured time, never as a hang.
  */

@@ -1,5 +1,5 @@
 /**
- * Acceptance 6: release never deletes another holder's key (it deletes by create revision, not
+ * Release never deletes another holder's key (it deletes by create revision, not
  * by name); double release is idempotent; release after loss is safe.
  */
 import type { Etcd3 } from 'etcd3';

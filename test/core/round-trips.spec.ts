@@ -1,5 +1,5 @@
 /**
- * Acceptance 3: once the session exists, an uncontended acquire is ONE etcd round trip and a
+ * Once the session exists, an uncontended acquire is ONE etcd round trip and a
  * release is one. Also pins the cost of a contended handoff, and checks that handoffs are not
  * throttled by etcd's unsynced-watch loop (~10 per second, as with Go's Mutex).
  */

@@ -144,7 +144,7 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
   });
 });
 
-describe('close() with the watch stream stalled (issue 14 point 5)', () => {
+describe('close() with the watch stream stalled', () => {
   let etcd: EtcdCluster;
 
   beforeAll(async () => {
