@@ -1,9 +1,11 @@
 /**
  * Proves the integration-test harness against REAL etcd processes.
+ * The watchdog test runs a compiled worker: `npm run build` first.
  */
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { ETCD_BIN, etcdctl, requestHealth, spawnEtcdctl, startEtcd, startEtcdCluster, type EtcdCluster } from './support/etcd.js';
+import { startWorker } from './support/node-process.js';
 import { isAlive, readRegistry } from './support/pid-registry.js';
 import { waitFor } from './support/wait.js';
 
@@ -32,6 +34,18 @@ describe('etcd test harness', () => {
     );
     // Nothing of ours is registered (nor alive) any more.
     expect(readRegistry().filter(e => e.owner === process.pid && isAlive(e.pid))).toEqual([]);
+  });
+
+  it('a SIGKILLed test process leaves no etcd behind: its watchdog kills it and removes its data', async () => {
+    const owner = startWorker('harness-owner', []);
+    const started = (await owner.next(m => m.event === 'started', 30_000)) as { etcdPid: number; watchdogPid: number; dataDir: string };
+    expect(isAlive(started.etcdPid)).toBe(true);
+    expect(isAlive(started.watchdogPid)).toBe(true);
+    await owner.kill(); // SIGKILL: no exit hook of the owner runs
+    await waitFor(() => !isAlive(started.etcdPid), { timeoutMs: 10_000, message: `etcd ${started.etcdPid} killed by the watchdog` });
+    await waitFor(() => !isAlive(started.watchdogPid), { timeoutMs: 10_000, message: 'the watchdog exits once done' });
+    expect(readRegistry().filter(e => e.pid === started.etcdPid)).toEqual([]);
+    expect(fs.existsSync(started.dataDir)).toBe(false);
   });
 
   describe('single member', () => {

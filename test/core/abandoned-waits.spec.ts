@@ -1,5 +1,5 @@
 /**
- * Acceptance 5: an acquisition that gives up (wait timeout, AbortSignal, try-only) leaves no key
+ * An acquisition that gives up (wait timeout, AbortSignal, try-only) leaves no key
  * behind, and the queue is not stalled: a later waiter still gets the lock when the holder lets go.
  *
  * Every "later waiter" below queues on the SAME client (same lease) as the one that gave up, so a
@@ -9,7 +9,8 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockBusyError, LockTimeoutError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs, observer, readQueue, storeRevision, track } from './helpers.js';
+import { countRpcs } from '../support/rpc-counter.js';
+import { observer, readQueue, storeRevision, track } from './helpers.js';
 
 describe('acquisitions that give up leave nothing behind', () => {
   let etcd: EtcdCluster;

@@ -1,5 +1,5 @@
 /**
- * Acceptance 7: every bad input fails with a typed error and a precise message. Argument errors are
+ * Every bad input fails with a typed error and a precise message. Argument errors are
  * raised before any etcd call; etcd failures (unreachable, paused, TTL below the server minimum,
  * wrong credentials) come out as their own types, within the configured time, never as a hang.
  */
@@ -15,7 +15,8 @@ import {
 } from '../../lib/core/index.js';
 import { etcdctl, startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { closedPort, countRpcs, observer, readQueue, type RpcCounter } from './helpers.js';
+import { countRpcs, type RpcCounter } from '../support/rpc-counter.js';
+import { closedPort, observer, readQueue } from './helpers.js';
 
 /** Runs `fn`, expecting it to throw (or reject with) exactly `type` and `message`. */
 async function expectError(fn: () => unknown, type: abstract new (...args: never[]) => Error, message: string | RegExp) {

@@ -1,5 +1,5 @@
 /**
- * Acceptance 2: our locks and `etcdctl lock <prefix><name>` (Go's concurrency.Mutex) exclude each
+ * Our locks and `etcdctl lock <prefix><name>` (Go's concurrency.Mutex) exclude each
  * other both ways, on the same key layout — with the etcdctl of the etcd line under test.
  */
 import { spawnSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * Acceptance 4: when etcd stops answering (SIGSTOP) for longer than the TTL, the holder's signal
+ * When etcd stops answering (SIGSTOP) for longer than the TTL, the holder's signal
  * aborts with LockLostError BEFORE the server could have expired the lease, i.e. before anyone
  * else could be granted the lock.
  *

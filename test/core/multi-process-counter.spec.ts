@@ -1,5 +1,5 @@
 /**
- * Acceptance 1: several PROCESSES increment one counter kept in etcd, with a plain (non-atomic)
+ * Several PROCESSES increment one counter kept in etcd, with a plain (non-atomic)
  * read-modify-write inside the lock. No update is lost, grants follow create-revision order and
  * no two critical sections overlap; the same workers without the lock do lose updates.
  */

@@ -1,5 +1,5 @@
 /**
- * Acceptance 8: concurrent acquisitions of one resource inside ONE process (one client, one lease)
+ * Concurrent acquisitions of one resource inside ONE process (one client, one lease)
  * each queue like any others: never two holders at once. And resource names are encoded so that
  * `a` and `a/b`, or `a%2Fb` and `a/b`, are distinct locks.
  */

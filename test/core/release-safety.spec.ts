@@ -1,12 +1,13 @@
 /**
- * Acceptance 6: release never deletes another holder's key (it deletes by create revision, not
+ * Release never deletes another holder's key (it deletes by create revision, not
  * by name); double release is idempotent; release after loss is safe.
  */
 import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockLostError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { abortedAt, countRpcs, observer, readQueue, withTimeout } from './helpers.js';
+import { countRpcs } from '../support/rpc-counter.js';
+import { abortedAt, observer, readQueue, withTimeout } from './helpers.js';
 
 describe('release safety', () => {
   let etcd: EtcdCluster;

@@ -1,5 +1,5 @@
 /**
- * Acceptance 3: once the session exists, an uncontended acquire is ONE etcd round trip and a
+ * Once the session exists, an uncontended acquire is ONE etcd round trip and a
  * release is one. Also pins the cost of a contended handoff, and checks that handoffs are not
  * throttled by etcd's unsynced-watch loop (~10 per second, as with Go's Mutex).
  */
@@ -7,7 +7,8 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient } from '../../lib/core/index.js';
 import { etcdctlSync, startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs, observer, readQueue, storeRevision, track, type RpcCounter } from './helpers.js';
+import { countRpcs, type RpcCounter } from '../support/rpc-counter.js';
+import { observer, readQueue, storeRevision, track } from './helpers.js';
 
 describe('etcd round trips', () => {
   let etcd: EtcdCluster;

@@ -10,7 +10,7 @@ import { EtcdLockClient, LockLostError } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs, type RpcCounter } from './helpers.js';
+import { countRpcs, type RpcCounter } from '../support/rpc-counter.js';
 
 /** 1,000 in the suite (2 shared cores); `HERD_WAITERS=10000` for the figures in RELIABILITY.md. */
 const WAITERS = Number(process.env.HERD_WAITERS ?? 1000);

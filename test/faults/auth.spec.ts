@@ -47,7 +47,7 @@ describe('fault class: auth token expiry (real etcd, --auth-token-ttl 3)', () =>
     return waitedMs;
   }
 
-  it("wakes waiters after the watch stream's token expired (issue 14 point 2)", async () => {
+  it("wakes waiters after the watch stream's token expired", async () => {
     const holder = client();
     const waiter = client();
     await Promise.all([holder.connect(), waiter.connect()]);

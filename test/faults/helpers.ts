@@ -13,6 +13,7 @@ import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
 import { startWorker, type NodeWorker } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
 import { prefixRangeEnd } from '../../lib/core/keys.js';
+import type { FaultCommand, FaultMessageType } from '../workers/fault-protocol.js';
 
 export type Message = Record<string, unknown>;
 
@@ -30,13 +31,13 @@ export interface FaultWorker {
   readonly process: NodeWorker;
   readonly messages: Message[];
   /** Sends one command; returns the index from which its answers are looked for. */
-  send(command: Record<string, unknown>): number;
+  send(command: FaultCommand): number;
   /** The first message at or after `from` (default: any) matching `predicate`. */
   next(predicate: (m: Message) => boolean, options?: { from?: number; timeoutMs?: number }): Promise<Message>;
   /** Sends a command and waits for the first answer of one of `types` about `resource`. */
-  request(command: Record<string, unknown>, types: string[], timeoutMs?: number): Promise<Message>;
+  request(command: FaultCommand, types: FaultMessageType[], timeoutMs?: number): Promise<Message>;
   /** Messages of a type. */
-  all(type: string): Message[];
+  all(type: FaultMessageType): Message[];
   /** SIGSTOP; resolves once the kernel reports the process stopped. */
   stop(): Promise<void>;
   cont(): void;
@@ -81,10 +82,13 @@ export async function startFaultWorker(id: string, options: WorkerOptions): Prom
     },
     async request(command, types, timeoutMs) {
       const from = worker.send(command);
-      return worker.next(m => types.includes(m.type as string) && (command.resource === undefined || m.resource === command.resource), {
-        from,
-        timeoutMs,
-      });
+      return worker.next(
+        m => types.includes(m.type as FaultMessageType) && (command.resource === undefined || m.resource === command.resource),
+        {
+          from,
+          timeoutMs,
+        },
+      );
     },
     all(type) {
       return proc.messages.filter(m => m.type === type);
@@ -319,22 +323,6 @@ function bigintJson(_key: string, value: unknown) {
 // ---------------------------------------------------------------------------
 
 export { recordLeaseTraffic, type LeaseTraffic } from '../support/lease-traffic.js';
-
-type Exec = (service: string, method: string, payload: unknown, options: unknown) => Promise<unknown>;
-
-/** Calls `onCall(service.method)` synchronously right after each unary call of the client is issued. */
-export function onUnaryCall(etcd: Etcd3, onCall: (call: string) => void): () => void {
-  const pool = (etcd as unknown as { pool: { exec: Exec } }).pool;
-  const original = pool.exec;
-  pool.exec = function (this: unknown, service, method, payload, options) {
-    const result = original.call(this, service, method, payload, options);
-    onCall(`${service}.${method}`);
-    return result;
-  };
-  return () => {
-    pool.exec = original;
-  };
-}
 
 export { abortedAt, withTimeout } from '../core/helpers.js';
 

@@ -14,7 +14,7 @@ import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
 import { startTcpProxy, type DelaySpec, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
-import { countRpcs } from '../core/helpers.js';
+import { countRpcs } from '../support/rpc-counter.js';
 import {
   abortedAt,
   checkHistory,

@@ -8,9 +8,10 @@ import { jest } from '@jest/globals';
 import type { Etcd3, Watcher } from 'etcd3';
 import { EtcdLockClient, LockLostError, LockTimeoutError, type LockHandle } from '../../lib/core/index.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
+import { countRpcs } from '../support/rpc-counter.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
-import { abortedAt, delay, keysAt, observer, onUnaryCall, recordLeaseTraffic, report, withTimeout, type LeaseTraffic } from './helpers.js';
+import { abortedAt, delay, keysAt, observer, recordLeaseTraffic, report, withTimeout, type LeaseTraffic } from './helpers.js';
 
 jest.setTimeout(60_000);
 
@@ -316,12 +317,13 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
       // The moment the enqueue transaction is issued, the answers stop coming back (the request
       // itself still reaches etcd): the client cannot know whether its key was written.
       let armed = true;
-      const restore = onUnaryCall(client.etcd, call => {
+      const rpcs = countRpcs(client.etcd);
+      rpcs.onCall = call => {
         if (armed && call === 'KV.txnEncoded') {
           armed = false;
           setAll('blackhole', 'to-client');
         }
-      });
+      };
       const controller = new AbortController();
       const started = performance.now();
       const giveUp = how === 'timeout' ? { waitTimeout: 400 } : { signal: controller.signal, waitTimeout: 10_000 };
@@ -331,7 +333,7 @@ describe('fault suite: client↔etcd network faults (TCP proxies, 3-member clust
         (e: unknown) => e,
       );
       const gaveUpAt = performance.now();
-      restore();
+      rpcs.restore();
       if (how === 'timeout') expect(err).toBeInstanceOf(LockTimeoutError);
       else expect((err as Error).message).toBe('caller gave up');
       expect(gaveUpAt - started).toBeLessThan(1500);

@@ -7,7 +7,7 @@
 import { jest } from '@jest/globals';
 import { ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { EtcdLockClient } from '../../lib/index.js';
-import { countRpcs, type RpcCounter } from '../core/helpers.js';
+import { countRpcs, type RpcCounter } from '../support/rpc-counter.js';
 import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdMember } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 
@@ -144,7 +144,7 @@ describe('fault class: watch stream stalled, unary calls still served (3 members
   });
 });
 
-describe('close() with the watch stream stalled (issue 14 point 5)', () => {
+describe('close() with the watch stream stalled', () => {
   let etcd: EtcdCluster;
 
   beforeAll(async () => {

@@ -1,12 +1,11 @@
 import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import request from 'supertest';
 import { EtcdLockClient, LockService } from '../../lib/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { FireController } from './fixtures/fire.controller.js';
 import { gate } from './fixtures/gates.js';
-import { outlivingJob } from './fixtures/outliving-job.js';
+import { outlivingHandler, outlivingJob } from './fixtures/outliving-job.js';
 import { JobsService } from './fixtures/jobs.service.js';
 import { createOrdersApp, uniquePrefix } from './fixtures/test-app.js';
 
@@ -79,20 +78,10 @@ describe('re-entrancy lends only a lock that is held (real etcd)', () => {
   });
 
   it('a handler whose nested job outlives it answers only when the job is done, and holds the lock till then', async () => {
-    let answered = false;
-    const response = request(app.getHttpServer())
-      .post('/fire/H')
-      .then(res => ((answered = true), res));
-    await waitFor(() => jobs.started.includes('H'), { message: 'the nested job started' });
-    const otherAcquired = other.acquire('job:H');
-    await waitFor(async () => (await waiters('job:H')) === 1, { message: 'the other application waits while the nested job runs' });
-    expect(answered).toBe(false);
-    FireController.finish.open();
-    expect((await response).status).toBe(201);
-    const held = await otherAcquired;
-    const run = jobs.runs.find(r => r.id === 'H')!;
-    expect(run.holderKey).toBe(run.key);
-    await held.release();
+    const seen = await outlivingHandler(app, locks, jobs, 'H', r => other.acquire(r));
+    expect(seen.answeredWhileJobRan).toBe(false);
+    expect(seen.status).toBe(201);
+    expect(seen.run!.holderKey).toBe(seen.run!.key);
   });
 
   it('refuses, at once and naming both keys, a nested call that would wait for a key ordered before one its chain holds', async () => {

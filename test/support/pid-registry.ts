@@ -4,7 +4,7 @@
  * Every spawned process is written to `PID_REGISTRY_DIR/<pid>` (JSON: who owns
  * it, what it is) and the file is removed once the process exits. Whatever is
  * still listed after a crash is swept by the per-process watchdog (see
- * etcd.ts) and by Jest's global setup / teardown.
+ * process-tracking.ts) and by Jest's global setup / teardown.
  *
  * This module must stay free of Jest globals: the global setup / teardown load it.
  */

@@ -1,6 +1,6 @@
 /**
  * A lock client in its own process, driven by the fault suite (test/faults) over stdin, reporting
- * over stdout. Run compiled, from dist/:
+ * over stdout (the protocol's types: fault-protocol.ts). Run compiled, from dist/:
  *
  *   node dist/test/workers/fault-worker.js --id ID --endpoints URL[,URL...] --store URL
  *        [--ttl S] [--prefix P] [--request-timeout MS] [--dial-timeout MS] [--broken release-early]
@@ -41,7 +41,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { EtcdLockClient, type LockHandle } from '../../lib/core/index.js';
 import { LockService } from '../../lib/nest/lock.service.js';
-import type { ScheduleOp } from '../faults/random-schedule.js';
+import type { FaultCommand, FaultMessageBody } from './fault-protocol.js';
 import { runSchedule } from './schedule-runner.js';
 
 interface Args {
@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): Args {
 
 const args = parseArgs(process.argv.slice(2));
 const now = () => process.hrtime.bigint().toString();
-const emit = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ worker: args.id, ...line })}\n`);
+const emit = (line: FaultMessageBody) => process.stdout.write(`${JSON.stringify({ worker: args.id, ...line })}\n`);
 const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 const describeError = (err: unknown) => ({
   error: err instanceof Error ? err.name : typeof err,
@@ -157,14 +157,12 @@ function heldLock(resource: string): LockHandle {
   return lock;
 }
 
-type Command = { cmd: string; resource?: string; [name: string]: unknown };
-
-async function run(command: Command): Promise<void> {
+async function run(command: FaultCommand): Promise<void> {
   const resource = command.resource ?? '';
   switch (command.cmd) {
     case 'acquire': {
       try {
-        const lock = await acquire(resource, command.waitTimeout as number | undefined);
+        const lock = await acquire(resource, command.waitTimeout);
         const t = (lock as LockHandle & { grantedAt: string }).grantedAt;
         held.set(resource, lock);
         emit({
@@ -183,7 +181,7 @@ async function run(command: Command): Promise<void> {
     }
     case 'write': {
       const lock = heldLock(resource);
-      const accepted = await storeWrite(resource, lock.fencingToken, String(command.note ?? 'write'));
+      const accepted = await storeWrite(resource, lock.fencingToken, command.note ?? 'write');
       emit({ type: 'write', resource, token: lock.fencingToken.toString(), accepted, t: now() });
       return;
     }
@@ -195,16 +193,10 @@ async function run(command: Command): Promise<void> {
       return;
     }
     case 'hold':
-      await hold(resource, Number(command.tickMs ?? 20), Number(command.gapMs ?? 1000));
+      await hold(resource, command.tickMs ?? 20, command.gapMs ?? 1000);
       return;
     case 'contend':
-      await contend(
-        resource,
-        Number(command.iterations),
-        Number(command.holdMs ?? 5),
-        Number(command.waitTimeout ?? 30_000),
-        Number(command.deadlineMs ?? 60_000),
-      );
+      await contend(resource, command.iterations, command.holdMs ?? 5, command.waitTimeout ?? 30_000, command.deadlineMs ?? 60_000);
       return;
     case 'stop-contending':
       stopContending = true;
@@ -212,8 +204,8 @@ async function run(command: Command): Promise<void> {
     case 'schedule':
       await runSchedule(
         { client, service: new LockService(client), emit, now, storeWrite, seenRevision, ...(args.broken ? { broken: args.broken } : {}) },
-        command.ops as ScheduleOp[],
-        Number(command.deadlineMs ?? 60_000),
+        command.ops,
+        command.deadlineMs ?? 60_000,
       );
       return;
     case 'close':
@@ -223,7 +215,7 @@ async function run(command: Command): Promise<void> {
       process.exit(0);
       return;
     default:
-      throw new Error(`unknown command ${JSON.stringify(command)}`);
+      throw new Error(`unknown command ${JSON.stringify(command satisfies never)}`);
   }
 }
 
@@ -319,7 +311,7 @@ async function main(): Promise<void> {
   for await (const line of lines) {
     if (line.trim() === '') continue;
     // Commands run concurrently (a "hold" does not block a later "write" on another resource).
-    void run(JSON.parse(line) as Command).catch(err => {
+    void run(JSON.parse(line) as FaultCommand).catch(err => {
       emit({ type: 'error', ...describeError(err) });
       process.exit(1);
     });

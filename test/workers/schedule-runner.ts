@@ -22,11 +22,12 @@ import { EtcdLockClient, LockHandle, LockSet } from '../../lib/core/index.js';
 import { resourcePrefix } from '../../lib/core/keys.js';
 import type { LockService } from '../../lib/nest/lock.service.js';
 import type { ScheduleOp } from '../faults/random-schedule.js';
+import type { FaultMessageBody, OpOutcome } from './fault-protocol.js';
 
 export interface ScheduleContext {
   client: EtcdLockClient;
   service: LockService;
-  emit(line: Record<string, unknown>): void;
+  emit(line: FaultMessageBody): void;
   now(): string;
   storeWrite(resource: string, token: bigint, note: string): Promise<boolean>;
   seenRevision(key: string): Promise<string | undefined>;
@@ -71,7 +72,7 @@ class Section {
 
   constructor(
     private readonly ctx: ScheduleContext,
-    private readonly op: string,
+    private readonly op: ScheduleOp['op'],
     readonly handles: LockHandle[],
     private readonly enter: string,
   ) {
@@ -139,7 +140,7 @@ class Section {
 /** Runs `work` as a section of `lock`; false when the lock was lost before the section ended. */
 async function section(
   ctx: ScheduleContext,
-  op: string,
+  op: ScheduleOp['op'],
   lock: LockHandle | LockSet,
   work: (s: Section) => Promise<void> | void,
 ): Promise<boolean> {
@@ -149,7 +150,7 @@ async function section(
   return s.held;
 }
 
-type Outcome = { outcome: string; error?: string; message?: string; resolvedAfterLoss?: boolean; lockSetSignalStale?: boolean };
+type Outcome = OpOutcome;
 
 function failure(err: unknown): Outcome {
   const name = err instanceof Error ? err.name : typeof err;

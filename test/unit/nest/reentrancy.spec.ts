@@ -1,11 +1,10 @@
 import type { INestApplication } from '@nestjs/common';
-import request from 'supertest';
 import { LockService, type LockHandle } from '../../../lib/index.js';
 import { InMemoryLockClient } from '../../../lib/testing/index.js';
 import { waitFor } from '../../support/wait.js';
 import { FireController } from '../../nest/fixtures/fire.controller.js';
 import { gate } from '../../nest/fixtures/gates.js';
-import { outlivingJob } from '../../nest/fixtures/outliving-job.js';
+import { outlivingHandler, outlivingJob } from '../../nest/fixtures/outliving-job.js';
 import { JobsService } from '../../nest/fixtures/jobs.service.js';
 import { createInMemoryOrdersApp } from '../../nest/fixtures/test-app.js';
 
@@ -70,19 +69,10 @@ describe('re-entrancy lends only a lock that is held', () => {
   });
 
   it('a handler whose nested job outlives it answers only when the job is done, holding the lock till then', async () => {
-    let answered = false;
-    const response = request(app.getHttpServer())
-      .post('/fire/H')
-      .then(res => ((answered = true), res));
-    await waitFor(() => jobs.started.includes('H'), { message: 'the nested job started' });
-    const otherAcquired = client.acquire('job:H');
-    await waitFor(async () => (await waiters('job:H')) === 1, { message: 'another holder waits while the nested job runs' });
-    expect(answered).toBe(false);
-    FireController.finish.open();
-    expect((await response).status).toBe(201);
-    await (await otherAcquired).release();
-    const run = jobs.runs.find(r => r.id === 'H')!;
-    expect(run.holderKey).toBe(run.key);
+    const seen = await outlivingHandler(app, locks, jobs, 'H', r => client.acquire(r));
+    expect(seen.answeredWhileJobRan).toBe(false);
+    expect(seen.status).toBe(201);
+    expect(seen.run!.holderKey).toBe(seen.run!.key);
   });
 
   it('never lends a lock released by hand: a nested call takes it anew', async () => {
