@@ -10,7 +10,7 @@ import {
   type LockQueueEntry,
   type SessionStatus,
 } from '../core/index.js';
-import { resourcePrefix } from '../core/keys.js';
+import { resourcePrefix, waiterKey } from '../core/keys.js';
 import { WaitScope } from '../core/wait-scope.js';
 import { InMemoryLease } from './in-memory-lease.js';
 
@@ -88,7 +88,7 @@ export class InMemoryLockClient extends LockClient {
 
   protected async acquireOne(resource: string, _ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     if (this.closed) throw new LockClientClosedError();
-    const key = `${resourcePrefix(this.options.prefix, resource)}${this.lease.leaseHex}_${(++this.sequence).toString(36)}`;
+    const key = waiterKey(resourcePrefix(this.options.prefix, resource), this.lease.leaseHex, ++this.sequence);
     const queue = this.queues.get(resource) ?? [];
     if (options.tryOnly && queue.length > 0) throw new LockBusyError(resource);
     const entry: QueueEntry = { resource, key, token: ++this.revision, lease: this.lease, queuedAt: new Date() };
