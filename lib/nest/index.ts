@@ -4,7 +4,7 @@ export { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
 export { LockService, type LockRunOptions } from './lock.service.js';
 export { Locked } from './locked.decorator.js';
 export type { LockKey, LockedOptions } from './locked-definition.js';
-export { LockKeyError } from './key-template.js';
+export { LockKeyError } from './lock-key.js';
 export { LockOrderError } from './lock-order.error.js';
 export { LockServiceMissingError } from './lock-service-missing.error.js';
 export { LockInterceptor } from './lock.interceptor.js';

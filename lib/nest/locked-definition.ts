@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { InvalidLockArgumentError } from '../core/index.js';
 import { resolveTtl, resolveWaitTimeout } from '../core/options.js';
 import { describeValue } from '../core/keys.js';
-import { renderKeyTemplate, LockKeyError } from './key-template.js';
+import { renderKeyTemplate, LockKeyError } from './lock-key.js';
 import type { LockRunOptions } from './lock.service.js';
 
 /**
