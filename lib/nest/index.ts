@@ -3,7 +3,7 @@ export type { EtcdLockModuleOptions } from './etcd-lock-module-options.js';
 export { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
 export { LockService, type LockRunOptions } from './lock.service.js';
 export { Locked } from './locked.decorator.js';
-export type { LockedOptions } from './locked-definition.js';
+export type { LockedOptions } from './locked-options.js';
 export { LockKeyError, type LockKey } from './lock-key.js';
 export { LockOrderError } from './lock-order.error.js';
 export { LockServiceMissingError } from './lock-service-missing.error.js';
