@@ -1,6 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { InvalidLockArgumentError } from '../core/index.js';
-import { describeValue } from '../core/keys.js';
+import { describeValue, InvalidLockArgumentError } from '../core/index.js';
 
 /**
  * The key of a `@Locked` method: a template (`'order:{params.id}'`, `'job:{0.id}'`), a list of

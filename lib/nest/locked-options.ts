@@ -1,6 +1,4 @@
-import { InvalidLockArgumentError } from '../core/index.js';
-import { resolveTtl, resolveWaitTimeout } from '../core/options.js';
-import { describeValue } from '../core/keys.js';
+import { describeValue, InvalidLockArgumentError, resolveTtl, resolveWaitTimeout } from '../core/index.js';
 import { assertLockKey, type LockKey } from './lock-key.js';
 import type { LockRunOptions } from './lock.service.js';
 

@@ -1,17 +1,18 @@
 import {
+  type AcquireOneOptions,
   LockBusyError,
   LockClient,
   LockClientClosedError,
-  LockHandle,
-  resolveLockOptions,
-  type AcquireOneOptions,
   type LockClientOptions,
+  LockHandle,
   type LockInspection,
   type LockQueueEntry,
+  resolveLockOptions,
+  resourcePrefix,
   type SessionStatus,
+  waiterKey,
+  WaitScope,
 } from '../core/index.js';
-import { resourcePrefix, waiterKey } from '../core/keys.js';
-import { WaitScope } from '../core/wait-scope.js';
 import { InMemoryLease } from './in-memory-lease.js';
 
 /** Options of the in-memory client: the lock semantics ones (no etcd endpoint, auth or TLS). */
