@@ -1,2 +1,2 @@
-export * from './core/index.js';
+export * from './core/public-api.js';
 export * from './nest/index.js';

@@ -1,5 +1,6 @@
 import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, isRecoverableError } from 'etcd3';
+import { backoffPauses } from './backoff.js';
 import { LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { FairMutex } from './fair-mutex.js';
@@ -173,19 +174,18 @@ export class EtcdLockClient extends LockClient {
    * (and a health check built on it) recovers once etcd answers again, even in an application
    * that takes no lock until it is reported healthy.
    */
-  private reopenAfterLoss(ttl: number, pauseMs = REOPEN_FIRST_MS): void {
+  private reopenAfterLoss(ttl: number, pauses = backoffPauses(REOPEN_RETRY)): void {
     if (this.closed || this.sessions.has(ttl)) return;
     this.session(ttl, this.options.dialTimeout).catch(() => {
       if (this.closed) return;
-      const timer = setTimeout(() => this.reopenAfterLoss(ttl, Math.min(pauseMs * 2, REOPEN_MAX_MS)), pauseMs);
+      const timer = setTimeout(() => this.reopenAfterLoss(ttl, pauses), pauses.next().value);
       timer.unref();
     });
   }
 }
 
-/** Backoff of the lease grants retried after a loss, while etcd does not answer. */
-const REOPEN_FIRST_MS = 250;
-const REOPEN_MAX_MS = 5000;
+/** Pauses between the lease grants retried after a loss, while etcd does not answer. */
+const REOPEN_RETRY = { firstMs: 250, maxMs: 5000 };
 
 /**
  * etcd3's default breaker shuts a host out for 5 s after three failures; with one endpoint that

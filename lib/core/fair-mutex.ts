@@ -1,20 +1,27 @@
 import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Acquisition, type QueuedAcquisition } from './acquisition.js';
+import { backoffPauses } from './backoff.js';
 import type { DeletionWatch, WatchWake } from './deletion-watch.js';
 import { EtcdUnavailableError, LockBusyError, LockClientClosedError, LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
+import { KeyCleanup } from './key-cleanup.js';
+import { idleWatchKey, resourcePrefix, waiterKey } from './keys.js';
 import { LeaseKeysAudit } from './lease-keys-audit.js';
-import { resourcePrefix } from './keys.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
 import type { LockLogger } from './logger.js';
-import type { Enqueued, QueueStore, QueueView } from './queue-store.js';
+import type { QueueStore, QueueView } from './queue-store.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 import { WatchChannel } from './watch-channel.js';
 
 /** Pause before re-arming a watch that etcd refused, so a persistent refusal cannot spin. */
 const WATCH_RETRY_MS = 50;
+
+/** Pauses between the re-reads of a queue that etcd could not answer. */
+const READ_RETRY = { firstMs: WATCH_RETRY_MS, maxMs: 1000 };
 
 /** How long a failed acquisition waits for its key's deletion before rejecting anyway. */
 const CLEANUP_GRACE_MS = 250;
@@ -43,7 +50,7 @@ type Wake = WatchWake | 'recheck' | { armedAt: string };
  */
 export class FairMutex {
   private sequence = 0;
-  private readonly background = new Set<Promise<void>>();
+  private readonly cleanup: KeyCleanup;
   private readonly audits = new WeakMap<Session, LeaseKeysAudit>();
   private readonly channel: WatchChannel;
   /** Waiters woken by the last stream failure, and when it struck (for the re-read spread). */
@@ -57,35 +64,34 @@ export class FairMutex {
     private readonly logger: LockLogger,
     private readonly events: LockEvents,
   ) {
-    // Lock keys always end in `/<lease>_<n>`, so `<prefix>\0` is never one of them.
+    this.cleanup = new KeyCleanup(store, logger);
     // A create normally takes ~1 ms, but thousands of waiters queueing at once can keep this
     // process busy for a second or more: the request timeout bounds it, as it bounds any call.
-    this.channel = new WatchChannel(client, `${keyPrefix}\0`, store.requestTimeoutMs, logger);
+    this.channel = new WatchChannel(client, idleWatchKey(keyPrefix), store.requestTimeoutMs, logger);
   }
 
   async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
     const prefix = resourcePrefix(this.keyPrefix, resource);
-    const key = `${prefix}${session.leaseHex}_${(++this.sequence).toString(36)}`;
+    const key = waiterKey(prefix, session.leaseHex, ++this.sequence);
     const scope = new WaitScope(resource, options, session);
+    const acquisition = new Acquisition(session, resource, prefix, key, scope, options.tryOnly);
     const audit = this.auditOf(session);
     const acquisitionEnded = audit.begin(key);
-    let put: Promise<Enqueued> | undefined;
-    let createRevision: string | undefined;
     try {
       scope.throwIfAborted();
-      put = this.store.enqueue(prefix, key, session.leaseId, options.tryOnly);
-      const enqueued = await scope.race(put);
+      acquisition.put = this.store.enqueue(prefix, key, session.leaseId, options.tryOnly);
+      const enqueued = await scope.race(acquisition.put);
       if (enqueued.kind === 'busy') throw new LockBusyError(resource);
-      createRevision = enqueued.createRevision;
+      const queued = acquisition.queued(enqueued.createRevision);
+      const revision = queued.createRevision;
       const view =
         enqueued.kind === 'queued'
           ? { revision: enqueued.revision, ownExists: true, predecessor: enqueued.predecessor }
-          : await scope.race(this.store.view(prefix, key, createRevision));
+          : await scope.race(this.store.view(prefix, key, revision));
       if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
       this.channel.noteRevision(view.revision);
-      await this.waitForTurn(scope, session, resource, prefix, key, createRevision, view, options.tryOnly);
+      await this.waitForTurn(queued, view);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
-      const revision = createRevision;
       const handle = new LockHandle(
         resource,
         key,
@@ -93,7 +99,7 @@ export class FairMutex {
         session,
         held => {
           audit.delete(held);
-          return this.deleteKey(session, key, revision);
+          return this.cleanup.deleteKey(session, key, revision);
         },
         this.events,
       );
@@ -108,12 +114,11 @@ export class FairMutex {
       // A lost or closed session's keys go with its lease (revoked or expiring): one delete per
       // waiter would only repeat the revoke, N times over when N waiters lose it at once.
       if (session.alive) {
-        const cleanup = this.abandon(session, key, createRevision, put);
-        this.track(cleanup);
+        const cleanup = this.cleanup.abandon(acquisition);
         // Remove our key before rejecting, so the caller never finds its own failed attempt still
         // queued, but only within a short grace: with etcd unreachable the delete could take a
         // whole request timeout, and the rejection must not come that much later than the wait timeout.
-        await Promise.race([cleanup, delay(CLEANUP_GRACE_MS, { unref: true })]);
+        await Promise.race([cleanup, sleep(CLEANUP_GRACE_MS, undefined, { ref: false })]);
       }
       throw failure;
     } finally {
@@ -149,20 +154,13 @@ export class FairMutex {
   }
 
   /** Settles once every background key deletion has finished. */
-  async settled(): Promise<void> {
-    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  settled(): Promise<void> {
+    return this.cleanup.settled();
   }
 
-  private async waitForTurn(
-    scope: WaitScope,
-    session: Session,
-    resource: string,
-    prefix: string,
-    key: string,
-    createRevision: string,
-    view: QueueView,
-    tryOnly: boolean,
-  ): Promise<void> {
+  /** The queue core: waits until no key is ahead of ours, re-reading the queue on every wake-up. */
+  private async waitForTurn(acquisition: QueuedAcquisition, view: QueueView): Promise<void> {
+    const { scope, resource, tryOnly } = acquisition;
     let watch: DeletionWatch | undefined;
     let watchedRevision: string | undefined;
     /** When this waiter last knew its view current (read it, or had its watch's stream vouched for). */
@@ -177,13 +175,13 @@ export class FairMutex {
         if (tryOnly) throw new LockBusyError(resource);
         let wake: Wake;
         if (watch && watchedRevision === predecessor.createRevision) {
-          wake = await this.nextWake(scope, session, watch, false);
+          wake = await this.nextWake(acquisition, watch, false);
         } else {
           watch?.cancel();
           watch = this.channel.watchDeletion(predecessor.key.toString());
           watch.onDisconnected(() => this.noteDisconnect());
           watchedRevision = predecessor.createRevision;
-          wake = await this.nextWake(scope, session, watch, true);
+          wake = await this.nextWake(acquisition, watch, true);
         }
         if (wake === 'recheck') {
           // A create (ours or one ahead of it) unanswered past the arm bound: the stream is stuck.
@@ -204,14 +202,14 @@ export class FairMutex {
           this.channel.rebuild(watch.generation, `a watch create was refused or not confirmed within ${this.channel.armTimeoutMs} ms`);
           watch.cancel();
           watch = undefined;
-          await scope.race(delay(WATCH_RETRY_MS));
+          await scope.race(sleep(WATCH_RETRY_MS));
         } else if (wake !== 'recheck') {
           watch.cancel();
           watch = undefined;
-          if (wake === 'disconnected') await scope.race(delay(Math.random() * this.spreadMs()));
+          if (wake === 'disconnected') await scope.race(sleep(Math.random() * this.spreadMs()));
         }
         // The watch only wakes us; the queue itself, read by create revision, decides.
-        view = await this.readQueue(scope, prefix, key, createRevision);
+        view = await this.readQueue(acquisition);
         checkedAt = performance.now();
         this.channel.noteRevision(view.revision);
       }
@@ -227,7 +225,7 @@ export class FairMutex {
    * often it re-reads the queue, unless a probe of the stream (one for all waiters) vouches for
    * it. The pause is jittered so that waiters' checks do not bunch.
    */
-  private async nextWake(scope: WaitScope, session: Session, watch: DeletionWatch, fresh: boolean): Promise<Wake> {
+  private async nextWake({ scope, session }: Acquisition, watch: DeletionWatch, fresh: boolean): Promise<Wake> {
     let timer: NodeJS.Timeout | undefined;
     const recheck = new Promise<Wake>(resolve => {
       timer = setTimeout(() => resolve('recheck'), ((session.grantedTtl * 1000) / 3) * (0.75 + Math.random() / 2));
@@ -263,67 +261,16 @@ export class FairMutex {
    * restarting, a broken watch stream): giving up here would cost the waiter its place in line.
    * The wait timeout, the caller's signal and the session's loss still end it.
    */
-  private async readQueue(scope: WaitScope, prefix: string, key: string, createRevision: string): Promise<QueueView> {
-    for (let pause = WATCH_RETRY_MS; ; pause = Math.min(pause * 2, 1000)) {
+  private async readQueue({ scope, prefix, key, createRevision }: QueuedAcquisition): Promise<QueueView> {
+    for (const pauses = backoffPauses(READ_RETRY); ;) {
       try {
         return await scope.race(this.store.view(prefix, key, createRevision));
       } catch (err) {
         if (scope.aborted || !(toLockError(err, 'reading the queue') instanceof EtcdUnavailableError)) throw err;
+        const pause = pauses.next().value;
         this.logger.debug?.(`${key}: reading the queue failed, retrying in ${pause} ms: ${String(err)}`);
-        await scope.race(delay(pause));
+        await scope.race(sleep(pause));
       }
     }
   }
-
-  /**
-   * Removes the key of an acquisition that failed, so it cannot stall the queue. When etcd
-   * cannot be reached now, the deletion goes on in the background while the lease lives (after
-   * that, etcd deletes the key with the lease).
-   */
-  private async abandon(session: Session, key: string, createRevision: string | undefined, put: Promise<Enqueued> | undefined) {
-    if (createRevision !== undefined) {
-      await this.deleteKey(session, key, createRevision);
-    } else if (put) {
-      // The put may still be in flight or may have committed unseen: wait for its outcome.
-      this.track(
-        put.then(
-          outcome => (outcome.kind === 'busy' ? undefined : this.deleteKey(session, key, outcome.createRevision)),
-          () => this.retry(session, key, () => this.store.deleteUnique(key)),
-        ),
-      );
-    }
-  }
-
-  private async deleteKey(session: Session, key: string, createRevision: string): Promise<void> {
-    try {
-      await this.store.deleteOwn(key, createRevision);
-    } catch (err) {
-      this.logger.warn(`could not delete lock key ${key} (${String(err)}); retrying in the background`);
-      this.track(this.retry(session, key, () => this.store.deleteOwn(key, createRevision)));
-    }
-  }
-
-  private async retry(session: Session, key: string, attempt: () => Promise<void>): Promise<void> {
-    for (let pause = 100; session.end === undefined; pause = Math.min(pause * 2, 2000)) {
-      await delay(pause);
-      try {
-        await attempt();
-        return;
-      } catch (err) {
-        this.logger.debug?.(`deleting lock key ${key} failed again: ${String(err)}`);
-      }
-    }
-  }
-
-  private track(work: Promise<void>): void {
-    const tracked = work.catch(() => undefined).finally(() => this.background.delete(tracked));
-    this.background.add(tracked);
-  }
-}
-
-function delay(ms: number, { unref = false } = {}): Promise<void> {
-  return new Promise(resolve => {
-    const timer = setTimeout(resolve, ms);
-    if (unref) timer.unref();
-  });
 }

@@ -1,11 +1,13 @@
-export * from './errors.js';
-export { LockHandle, LockSet, type LockLease, type LeaseEnd } from './handle.js';
-export { LockClient, type AcquireOptions, type AcquireOneOptions, type HeldLock, type SessionStatus } from './lock-client.js';
-export { EtcdLockClient } from './etcd-lock-client.js';
-export { LockEvents, type LockEvent, type LockEventListener } from './lock-events.js';
-export type { LockInspection, LockQueueEntry } from './lock-inspection.js';
-export { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } from './options.js';
-export type { LockLogger } from './logger.js';
-export { MAX_KEY_BYTES, encodeResource, decodeResource } from './keys.js';
-export { TickClaims, type TickClaimRequest, type TickClaimResult, type TickOverlap, type TickSkipReason } from './tick-claims.js';
-export { EtcdTickClaims } from './etcd-tick-claims.js';
+/**
+ * The one door into lib/core for the package's other layers (lib/nest, lib/schedule,
+ * lib/testing, lib/health). The root entry point re-exports only ./public-api.js.
+ */
+export * from './public-api.js';
+
+// Internal: shared with the other layers, not part of the package's API (no entry point exports it).
+export { runWhileHeld } from './handle.js';
+export { compareResources, describeValue, resourcePrefix, waiterKey } from './keys.js';
+export { silentLogger } from './logger.js';
+export { resolveTtl, resolveWaitTimeout } from './options.js';
+export type { ClaimLease, ClaimedKey, PutAnswer } from './tick-claims.js';
+export { WaitScope } from './wait-scope.js';

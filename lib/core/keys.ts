@@ -33,14 +33,41 @@ export function decodeResource(encoded: string): string {
 export function resourcePrefix(prefix: string, resource: string): string {
   assertResourceName(resource);
   const value = `${prefix}${encodeResource(resource)}/`;
-  // Room for the waiter suffix (lease id in hex + sequence) that follows the prefix.
-  if (Buffer.byteLength(value) + 40 > MAX_KEY_BYTES) {
+  if (Buffer.byteLength(value) + WAITER_SUFFIX_BYTES > MAX_KEY_BYTES) {
     throw new InvalidLockArgumentError(
       'resource',
       `the lock key would exceed ${MAX_KEY_BYTES} bytes (resource is ${Buffer.byteLength(resource)} bytes)`,
     );
   }
   return value;
+}
+
+/**
+ * Bytes reserved after a resource prefix for a waiter's own part, `<lease hex>_<n>`: at most 16
+ * hex digits of an int64 lease id, `_`, and a base-36 sequence number (11 digits up to 2^53).
+ */
+const WAITER_SUFFIX_BYTES = 40;
+
+/**
+ * The key one acquisition puts under its resource's prefix: `<lease hex>_<n>`. The sequence number
+ * makes concurrent acquisitions on one lease queue like any others, where Go's `concurrency.Mutex`
+ * (key `<lease hex>` alone) would make them all owners at once.
+ */
+export function waiterKey(resourcePrefix: string, leaseHex: string, sequence: number): string {
+  return `${resourcePrefix}${leaseHex}_${sequence.toString(36)}`;
+}
+
+/** True when `key` is a waiter key (of any resource) that an acquisition on this lease put. */
+export function isWaiterKeyOfLease(key: string, leaseHex: string): boolean {
+  return key.slice(key.lastIndexOf('/') + 1).startsWith(`${leaseHex}_`);
+}
+
+/**
+ * A key under `prefix` that is never a lock key, for a watch that must see no event: every lock
+ * key ends in `/<lease hex>_<n>`, so `<prefix>\0` (no `/` after the prefix) is none of them.
+ */
+export function idleWatchKey(prefix: string): string {
+  return `${prefix}\0`;
 }
 
 export function assertResourceName(resource: unknown): asserts resource is string {

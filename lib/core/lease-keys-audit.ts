@@ -1,5 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { LockHandle } from './handle.js';
+import { isWaiterKeyOfLease } from './keys.js';
 import type { LockLogger } from './logger.js';
 import type { QueueStore } from './queue-store.js';
 import type { Session } from './session.js';
@@ -98,13 +99,9 @@ export class LeaseKeysAudit {
    * key that is neither held nor being acquired NOW belongs to one that has ended.
    */
   private async deleteOrphans(onLease: Set<string>): Promise<void> {
-    const ours = `${this.session.leaseHex}_`;
     const orphans = [...onLease].filter(
       key =>
-        key.startsWith(this.keyPrefix) &&
-        key.slice(key.lastIndexOf('/') + 1).startsWith(ours) &&
-        !this.held.has(key) &&
-        !this.acquiring.has(key),
+        key.startsWith(this.keyPrefix) && isWaiterKeyOfLease(key, this.session.leaseHex) && !this.held.has(key) && !this.acquiring.has(key),
     );
     if (orphans.length === 0) return;
     const deleted = await this.store.deleteExisting(orphans);

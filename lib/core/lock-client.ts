@@ -1,4 +1,6 @@
 import { GRPCDeadlineExceededError } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffPauses } from './backoff.js';
 import { EtcdUnavailableError, InvalidLockArgumentError, LockBusyError } from './errors.js';
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { compareResources, resourcePrefix } from './keys.js';
@@ -160,7 +162,7 @@ export abstract class LockClient {
   private async acquireTimed(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     const started = performance.now();
     const giveUpRetryingAt = started + this.options.dialTimeout;
-    for (let pause = RETRY_FIRST_MS; ; pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+    for (const pauses = backoffPauses(ACQUIRE_RETRY); ;) {
       const waitTimeoutMs = options.waitTimeoutMs - (performance.now() - started);
       try {
         const handle = await this.acquireOne(resource, ttl, { ...options, waitTimeoutMs });
@@ -169,6 +171,7 @@ export abstract class LockClient {
         return handle;
       } catch (error) {
         const now = performance.now();
+        const pause = pauses.next().value;
         const retry =
           error instanceof EtcdUnavailableError &&
           // A request that timed out already spent a whole requestTimeout: report it, don't retry.
@@ -188,19 +191,14 @@ export abstract class LockClient {
 }
 
 const ACQUIRE_OPTIONS = new Set(['waitTimeout', 'signal', 'ttl']);
-const RETRY_FIRST_MS = 50;
-const RETRY_MAX_MS = 1000;
+/** Pauses between the attempts of an acquisition that etcd refused fast. */
+const ACQUIRE_RETRY = { firstMs: 50, maxMs: 1000 };
 
-function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** Rejects with the signal's reason when aborted (the timer's own AbortError only wraps it). */
+async function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : err;
+  }
 }

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { EncodedTxns } from './encoded-txn.js';
-import type { KeysRange, WireKey } from './etcd-wire.js';
+import { EncodedTxns } from './wire/pooled-txn.js';
+import type { KeysRange, WireKey } from './wire/txn-codec.js';
 import { prefixRangeEnd } from './keys.js';
 import type { LockQueueEntry, QueueEntryValue } from './lock-inspection.js';
 

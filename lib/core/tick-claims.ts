@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffPauses } from './backoff.js';
 import { LockHandle, type LockLease } from './handle.js';
 import type { LockEvents } from './lock-events.js';
 import type { LockLogger } from './logger.js';
@@ -49,9 +51,9 @@ export interface ClaimLease extends LockLease {
   readonly leaseId: string;
 }
 
-/** How long a failed claim or delete waits before the next attempt, at first and at most (ms). */
-const RETRY_FIRST_MS = 25;
-const RETRY_MAX_MS = 1000;
+/** Pauses between the attempts of a claim, and of a read or delete of its keys. */
+const CLAIM_RETRY = { firstMs: 25, maxMs: 1000 };
+const KEY_RETRY = { firstMs: 100, maxMs: 1000 };
 
 /**
  * Claims of scheduled ticks: for each (job, scheduled time), one instance's put-if-absent
@@ -135,7 +137,7 @@ export abstract class TickClaims {
     /** An attempt with this lease failed: its put may have landed unseen. */
     let failedPut = false;
     let lastError: unknown;
-    for (let pause = RETRY_FIRST_MS; ; pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+    for (const pause of backoffPauses(CLAIM_RETRY)) {
       const remainingMs = answerBy - Date.now();
       if (remainingMs <= 0) break;
       try {
@@ -218,7 +220,7 @@ export abstract class TickClaims {
     const running = keys.running ? this.deleteWhileLeased(keys.running, token, lease) : Promise.resolve();
     this.hold(
       (async () => {
-        await sleep(holdUntil - Date.now());
+        await sleepUntil(holdUntil);
         await running;
         await this.deleteWhileLeased(keys.tick, token, lease);
       })(),
@@ -245,7 +247,7 @@ export abstract class TickClaims {
     this.hold(
       (async () => {
         await reap();
-        await sleep(lastLanding - Date.now());
+        await sleepUntil(lastLanding);
         await reap();
       })(),
     );
@@ -262,11 +264,12 @@ export abstract class TickClaims {
 
   /** Retries until done, the lease is gone (and the key with it), or the claims close. */
   private async retrying<T>(fn: () => Promise<T>, what: string, giveUp: () => boolean): Promise<T | undefined> {
-    for (let pause = RETRY_FIRST_MS * 4; ; pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+    for (const pauses = backoffPauses(KEY_RETRY); ;) {
       try {
         return await fn();
       } catch (err) {
         if (giveUp() || this.closing) return undefined;
+        const pause = pauses.next().value;
         this.logger.debug?.(`tick claims: ${what} failed (${(err as Error)?.message ?? String(err)}); retrying in ${pause} ms`);
         await sleep(pause);
       }
@@ -279,6 +282,8 @@ export abstract class TickClaims {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise(resolve => setTimeout(resolve, ms)) : Promise.resolve();
+/** Resolves at `epochMs` on the wall clock, at once if that has passed. */
+async function sleepUntil(epochMs: number): Promise<void> {
+  const ms = epochMs - Date.now();
+  if (ms > 0) await sleep(ms);
 }

@@ -1,6 +1,12 @@
-import { LockBusyError, LockSet, type AcquireOptions, type LockClient, type LockHandle } from '../core/index.js';
-import { runWhileHeld } from '../core/handle.js';
-import { compareResources } from '../core/keys.js';
+import {
+  type AcquireOptions,
+  compareResources,
+  LockBusyError,
+  type LockClient,
+  type LockHandle,
+  LockSet,
+  runWhileHeld,
+} from '../core/index.js';
 import { lockScope, SharedHold, type LockScope } from './held-locks.js';
 import { LockOrderError } from './lock-order.error.js';
 

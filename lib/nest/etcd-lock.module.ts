@@ -1,12 +1,11 @@
 import { Logger, Module, type Provider } from '@nestjs/common';
 import { APP_FILTER, HttpAdapterHost } from '@nestjs/core';
-import { EtcdLockClient, type LockLogger } from '../core/index.js';
-import { silentLogger } from '../core/logger.js';
+import { EtcdLockClient, type LockLogger, silentLogger } from '../core/index.js';
 import { ETCD_LOCK_CLIENT } from './etcd-lock.constants.js';
 import type { EtcdLockModuleOptions } from './etcd-lock-module-options.js';
 import { ConfigurableEtcdLockModule, ETCD_LOCK_MODULE_OPTIONS } from './etcd-lock.module-definition.js';
 import { DisabledLockExceptionFilter, LockExceptionFilter } from './lock-exception.filter.js';
-import { lockLayerProviders } from './lock-layer.providers.js';
+import { lockLayerProviders } from './etcd-lock.providers.js';
 
 const clientProvider: Provider = {
   provide: ETCD_LOCK_CLIENT,

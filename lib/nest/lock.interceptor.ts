@@ -4,7 +4,8 @@ import type { Observable } from 'rxjs';
 import { LOCKED_METADATA } from './etcd-lock.constants.js';
 import { lockScope } from './held-locks.js';
 import { lockedObservable } from './locked-observable.js';
-import { keySource, resolveResources, type LockedDefinition } from './locked-definition.js';
+import { keySource, resolveResources } from './lock-key.js';
+import type { LockedDefinition } from './locked-options.js';
 import { LockService } from './lock.service.js';
 
 /**

@@ -8,7 +8,8 @@ import { lockScope } from './held-locks.js';
 import { LockInterceptor } from './lock.interceptor.js';
 import { LockServiceMissingError } from './lock-service-missing.error.js';
 import { LockService } from './lock.service.js';
-import { defineLocked, resolveResources, type LockedDefinition, type LockKey, type LockedOptions } from './locked-definition.js';
+import { resolveResources, type LockKey } from './lock-key.js';
+import { defineLocked, type LockedDefinition, type LockedOptions } from './locked-options.js';
 import { lockedObservable } from './locked-observable.js';
 
 /** The property under which Nest injects the LockService into instances of classes with `@Locked` methods. */

@@ -4,4 +4,4 @@ export type { EtcdLockScheduleModuleOptions } from './schedule-module-options.js
 export { InvalidScheduleError } from './schedule-errors.js';
 export { TickService } from './tick.service.js';
 export type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
-export type { TickOverlap, TickSkipReason } from '../core/tick-claims.js';
+export type { TickOverlap, TickSkipReason } from '../core/index.js';

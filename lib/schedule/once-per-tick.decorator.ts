@@ -1,6 +1,5 @@
 import 'reflect-metadata';
-import { describeValue } from '../core/keys.js';
-import type { TickOverlap } from '../core/tick-claims.js';
+import { describeValue, type TickOverlap } from '../core/index.js';
 import { copyMethodMetadata } from '../nest/copy-method-metadata.js';
 import { InvalidScheduleError } from './schedule-errors.js';
 import { tickRuntime } from './tick-runtime.js';

@@ -1,8 +1,6 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { EtcdLockClient, LockError, type LockClient } from '../core/index.js';
-import { EtcdTickClaims } from '../core/etcd-tick-claims.js';
-import type { TickClaims } from '../core/tick-claims.js';
+import { EtcdLockClient, EtcdTickClaims, type LockClient, LockError, type TickClaims } from '../core/index.js';
 import { ETCD_LOCK_CLIENT } from '../nest/etcd-lock.constants.js';
 import { InMemoryTickClaims } from '../testing/in-memory-tick-claims.js';
 import { assertJobName, ONCE_PER_TICK_METADATA, type OncePerTickDefinition } from './once-per-tick.decorator.js';

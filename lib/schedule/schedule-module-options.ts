@@ -1,4 +1,4 @@
-import type { TickClaims } from '../core/tick-claims.js';
+import type { TickClaims } from '../core/index.js';
 
 /** Options of `EtcdLockScheduleModule.forRoot()`. */
 export interface EtcdLockScheduleModuleOptions {

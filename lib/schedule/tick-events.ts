@@ -1,4 +1,4 @@
-import type { TickSkipReason } from '../core/tick-claims.js';
+import type { TickSkipReason } from '../core/index.js';
 
 /** Why an instance did not run a call of a `@OncePerTick` method. */
 export type TickSkip =

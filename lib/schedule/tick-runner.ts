@@ -1,7 +1,4 @@
-import { runWhileHeld } from '../core/handle.js';
-import type { LockClient } from '../core/index.js';
-import type { LockLogger } from '../core/logger.js';
-import type { TickClaims, TickOverlap } from '../core/tick-claims.js';
+import { type LockClient, type LockLogger, runWhileHeld, type TickClaims, type TickOverlap } from '../core/index.js';
 import { lockScope } from '../nest/held-locks.js';
 import type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
 import type { TickSchedule } from './tick-schedule.js';

@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { ETCD_LOCK_CLIENT } from '../nest/etcd-lock.constants.js';
 import { LockExceptionFilter } from '../nest/lock-exception.filter.js';
-import { lockLayerProviders } from '../nest/lock-layer.providers.js';
+import { lockLayerProviders } from '../nest/etcd-lock.providers.js';
 import { InMemoryLockClient, type InMemoryLockClientOptions } from './in-memory-lock-client.js';
 
 /**

@@ -1,17 +1,18 @@
 import {
+  type AcquireOneOptions,
   LockBusyError,
   LockClient,
   LockClientClosedError,
-  LockHandle,
-  resolveLockOptions,
-  type AcquireOneOptions,
   type LockClientOptions,
+  LockHandle,
   type LockInspection,
   type LockQueueEntry,
+  resolveLockOptions,
+  resourcePrefix,
   type SessionStatus,
+  waiterKey,
+  WaitScope,
 } from '../core/index.js';
-import { resourcePrefix } from '../core/keys.js';
-import { WaitScope } from '../core/wait-scope.js';
 import { InMemoryLease } from './in-memory-lease.js';
 
 /** Options of the in-memory client: the lock semantics ones (no etcd endpoint, auth or TLS). */
@@ -88,7 +89,7 @@ export class InMemoryLockClient extends LockClient {
 
   protected async acquireOne(resource: string, _ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     if (this.closed) throw new LockClientClosedError();
-    const key = `${resourcePrefix(this.options.prefix, resource)}${this.lease.leaseHex}_${(++this.sequence).toString(36)}`;
+    const key = waiterKey(resourcePrefix(this.options.prefix, resource), this.lease.leaseHex, ++this.sequence);
     const queue = this.queues.get(resource) ?? [];
     if (options.tryOnly && queue.length > 0) throw new LockBusyError(resource);
     const entry: QueueEntry = { resource, key, token: ++this.revision, lease: this.lease, queuedAt: new Date() };

@@ -1,6 +1,4 @@
-import { LockEvents, type LockLogger } from '../core/index.js';
-import { silentLogger } from '../core/logger.js';
-import { TickClaims, type ClaimLease, type ClaimedKey, type PutAnswer } from '../core/tick-claims.js';
+import { type ClaimedKey, type ClaimLease, LockEvents, type LockLogger, type PutAnswer, silentLogger, TickClaims } from '../core/index.js';
 import { InMemoryLease } from './in-memory-lease.js';
 
 interface StoredKey extends ClaimedKey {

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { decodeTxnResponse, encodeTxn, type WireTxn } from '../../lib/core/etcd-wire.js';
+import { decodeTxnResponse, encodeTxn, type WireTxn } from '../../lib/core/wire/txn-codec.js';
 
 interface MethodDefinition {
   requestSerialize(value: unknown): Buffer;

@@ -8,7 +8,8 @@
  */
 import { Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { silentLogger } from '../../lib/core/logger.js';
-import { Session, type SessionClock } from '../../lib/core/session.js';
+import type { SessionClock } from '../../lib/core/lease-deadline.js';
+import { Session } from '../../lib/core/session.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { withTimeout } from './helpers.js';

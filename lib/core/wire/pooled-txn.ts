@@ -1,6 +1,6 @@
 import type { Etcd3, ICallable } from 'etcd3';
-import { InvalidLockArgumentError } from './errors.js';
-import { decodeTxnResponse, encodeTxn, type WireTxn, type WireTxnResponse } from './etcd-wire.js';
+import { InvalidLockArgumentError } from '../errors.js';
+import { decodeTxnResponse, encodeTxn, type WireTxn, type WireTxnResponse } from './txn-codec.js';
 
 /**
  * The name under which etcd3's KV service client gets a method that sends an already encoded

@@ -1,9 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { InvalidLockArgumentError } from '../core/index.js';
-import { resolveTtl, resolveWaitTimeout } from '../core/options.js';
-import { describeValue } from '../core/keys.js';
-import { renderKeyTemplate, LockKeyError } from './key-template.js';
-import type { LockRunOptions } from './lock.service.js';
+import { describeValue, InvalidLockArgumentError } from '../core/index.js';
 
 /**
  * The key of a `@Locked` method: a template (`'order:{params.id}'`, `'job:{0.id}'`), a list of
@@ -12,23 +8,18 @@ import type { LockRunOptions } from './lock.service.js';
  */
 export type LockKey = string | readonly string[] | ((...args: any[]) => string | readonly string[]);
 
-/** Options of `@Locked`. */
-export interface LockedOptions {
-  /** Wait at most this long for the lock, in ms (default: the module's `waitTimeout`). */
-  waitTimeout?: number;
-  /** Do not wait: fail with `LockBusyError` (HTTP 409) when the lock is held. */
-  tryOnly?: boolean;
-  /** Lease TTL in seconds for this lock, if it must differ from the module's. */
-  ttl?: number;
+/** A `{path.to.value}` placeholder; `{{` and `}}` stand for literal braces. */
+const PLACEHOLDER = /\{\{|\}\}|\{([^{}]*)\}/g;
+
+/** A lock key could not be built: a template value is missing, empty or not a scalar. */
+export class LockKeyError extends InvalidLockArgumentError {
+  constructor(template: string, reason: string) {
+    super('lock key', `"${template}": ${reason}`);
+  }
 }
 
-export interface LockedDefinition {
-  key: LockKey;
-  options: LockRunOptions;
-}
-
-/** Checks a `@Locked` declaration when the class is defined, so mistakes fail at startup. */
-export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedDefinition {
+/** Checks a `@Locked` key when the class is defined, so a mistake fails at startup. */
+export function assertLockKey(key: unknown): asserts key is LockKey {
   const templates = typeof key === 'function' ? [] : typeof key === 'string' ? [key] : key;
   if (
     typeof key !== 'function' &&
@@ -39,20 +30,6 @@ export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedD
       `expected a non-empty template, list of templates or function, got ${describeValue(key)}`,
     );
   }
-  const { waitTimeout, tryOnly, ttl, ...unknown } = options;
-  const extra = Object.keys(unknown)[0];
-  if (extra !== undefined) throw new InvalidLockArgumentError(`@Locked option ${extra}`, 'unknown option');
-  if (tryOnly !== undefined && typeof tryOnly !== 'boolean') {
-    throw new InvalidLockArgumentError('@Locked option tryOnly', `expected a boolean, got ${describeValue(tryOnly)}`);
-  }
-  return {
-    key,
-    options: {
-      waitTimeout: waitTimeout === undefined ? undefined : resolveWaitTimeout(waitTimeout, '@Locked option waitTimeout'),
-      ttl: ttl === undefined ? undefined : resolveTtl(ttl, '@Locked option ttl'),
-      tryOnly,
-    },
-  };
 }
 
 /**
@@ -89,4 +66,34 @@ export function keySource(context: ExecutionContext): Record<string, unknown> {
     default:
       return { args: context.getArgs() };
   }
+}
+
+/**
+ * Fills `'order:{params.id}'` from `source`. A missing, empty or non-scalar value is an error,
+ * never a lock on `order:undefined` or `order:[object Object]`.
+ */
+export function renderKeyTemplate(template: string, source: unknown): string {
+  const key = template.replace(PLACEHOLDER, (match, path: string | undefined) => {
+    if (path === undefined) return match[0];
+    const value = lookup(source, path.trim());
+    if (value === undefined || value === null || value === '') {
+      throw new LockKeyError(template, `${path} is ${value === '' ? 'empty' : 'missing'}`);
+    }
+    if (!['string', 'number', 'bigint', 'boolean'].includes(typeof value)) {
+      throw new LockKeyError(template, `${path} is ${describeValue(value)}, expected a string or number`);
+    }
+    return String(value);
+  });
+  if (key.length === 0) throw new LockKeyError(template, 'the key is empty');
+  return key;
+}
+
+function lookup(source: unknown, path: string): unknown {
+  if (path === '') return undefined;
+  let value: unknown = source;
+  for (const part of path.split('.')) {
+    if (value === null || value === undefined) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
 }

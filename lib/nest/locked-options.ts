@@ -1,0 +1,37 @@
+import { describeValue, InvalidLockArgumentError, resolveTtl, resolveWaitTimeout } from '../core/index.js';
+import { assertLockKey, type LockKey } from './lock-key.js';
+import type { LockRunOptions } from './lock.service.js';
+
+/** Options of `@Locked`. */
+export interface LockedOptions {
+  /** Wait at most this long for the lock, in ms (default: the module's `waitTimeout`). */
+  waitTimeout?: number;
+  /** Do not wait: fail with `LockBusyError` (HTTP 409) when the lock is held. */
+  tryOnly?: boolean;
+  /** Lease TTL in seconds for this lock, if it must differ from the module's. */
+  ttl?: number;
+}
+
+export interface LockedDefinition {
+  key: LockKey;
+  options: LockRunOptions;
+}
+
+/** Checks a `@Locked` declaration when the class is defined, so mistakes fail at startup. */
+export function defineLocked(key: LockKey, options: LockedOptions = {}): LockedDefinition {
+  assertLockKey(key);
+  const { waitTimeout, tryOnly, ttl, ...unknown } = options;
+  const extra = Object.keys(unknown)[0];
+  if (extra !== undefined) throw new InvalidLockArgumentError(`@Locked option ${extra}`, 'unknown option');
+  if (tryOnly !== undefined && typeof tryOnly !== 'boolean') {
+    throw new InvalidLockArgumentError('@Locked option tryOnly', `expected a boolean, got ${describeValue(tryOnly)}`);
+  }
+  return {
+    key,
+    options: {
+      waitTimeout: waitTimeout === undefined ? undefined : resolveWaitTimeout(waitTimeout, '@Locked option waitTimeout'),
+      ttl: ttl === undefined ? undefined : resolveTtl(ttl, '@Locked option ttl'),
+      tryOnly,
+    },
+  };
+}
