@@ -2,7 +2,8 @@
 # `npm test`: every test, across the etcd matrix. Lints, type-checks and builds, runs the whole Jest suite
 # on etcd 3.6 (the default line), then on 3.4, 3.5 and 3.7 the suites whose outcome depends on the
 # server's behaviour (core — which holds the etcdctl and Go Mutex interop specs —, contract, faults,
-# nest; less the client-only specs listed below). Each run's log starts with its server's `etcd Version:` line (printed by Jest's global
+# nest, election — which holds the etcdctl elect interop spec; less the client-only specs listed
+# below). Each run's log starts with its server's `etcd Version:` line (printed by Jest's global
 # setup, which also builds the pinned etcd when missing). Exits non-zero if any run failed.
 #
 #   MATRIX_LINES="3.5 3.7" npm test    # only those non-default lines after the 3.6 run
@@ -15,7 +16,7 @@ npm run --silent typecheck || exit 1
 npm run --silent build || exit 1
 
 JEST=(node --experimental-vm-modules node_modules/jest/bin/jest.js)
-SERVER_SUITES=(test/core test/contract test/faults test/nest)
+SERVER_SUITES=(test/core test/contract test/faults test/nest test/election)
 # Left to the 3.6 run: specs of the client's own arithmetic that no server difference can change
 # (herd request counts, the held-throughout deadline checks, byte delays in our TCP proxy). They take
 # ~100 s a line, which keeps CI under its 30 minutes on 2 cores.

@@ -112,6 +112,15 @@ export class EtcdLockClient extends LockClient {
     if (!this.options.client) this.etcd.close();
   }
 
+  /**
+   * The live session of the client's TTL (granting a fresh one after a loss): the lease that
+   * elections and tick claims put their keys on, so one keepalive stream serves every key.
+   * @internal For the library's own key layouts; its keys go when the lease is lost or the client closes.
+   */
+  leaseSession(): Promise<Session> {
+    return this.session(this.options.ttl, this.options.dialTimeout);
+  }
+
   protected async acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     const started = performance.now();
     const session = await this.session(ttl, this.options.dialTimeout);

@@ -2,18 +2,16 @@ import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
 import { LockClientClosedError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import type { EtcdLockClient } from './etcd-lock-client.js';
-import { Session } from './session.js';
 import { TickClaims, type ClaimLease, type ClaimedKey, type PutAnswer } from './tick-claims.js';
 
 /**
  * Tick claims on etcd, each one transaction: put the tick's key (and the job's running key)
- * bound to the lease if absent, else read them back. They live on a lease of their own, renewed
- * like the lock client's (same TTL, same early loss), so a claim's lock has a `signal` that
- * aborts before etcd can expire its key.
+ * bound to the lease if absent, else read them back. They live on the lock client's own session
+ * lease (one keepalive stream for locks, ticks and elections), so a claim's lock has a `signal`
+ * that aborts before etcd can expire its key.
  */
 export class EtcdTickClaims extends TickClaims {
   private readonly etcd: Etcd3;
-  private session: Promise<Session> | undefined;
   private closed = false;
   protected override readonly landingMs: number;
 
@@ -33,15 +31,7 @@ export class EtcdTickClaims extends TickClaims {
 
   protected lease(): Promise<ClaimLease> {
     if (this.closed) return Promise.reject(new LockClientClosedError());
-    const reuse = this.session;
-    const pending = (async () => {
-      const current = await reuse?.catch(() => undefined);
-      if (current?.alive) return current;
-      const { ttl, requestTimeout, dialTimeout, logger } = this.client.options;
-      return Session.open(this.etcd, { ttl, requestTimeoutMs: requestTimeout, logger }, dialTimeout);
-    })();
-    this.session = pending;
-    return pending;
+    return this.client.leaseSession();
   }
 
   protected async putIfAbsent(
@@ -85,10 +75,9 @@ export class EtcdTickClaims extends TickClaims {
     );
   }
 
+  /** The lease is the lock client's: it is revoked when that client closes, after the claims' holds. */
   protected async closeBackend(): Promise<void> {
     this.closed = true;
-    const session = await this.session?.catch(() => undefined);
-    await session?.close();
   }
 
   private deadline() {

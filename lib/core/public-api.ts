@@ -9,3 +9,7 @@ export type { LockLogger } from './logger.js';
 export { MAX_KEY_BYTES, encodeResource, decodeResource } from './keys.js';
 export { TickClaims, type TickClaimRequest, type TickClaimResult, type TickOverlap, type TickSkipReason } from './tick-claims.js';
 export { EtcdTickClaims } from './etcd-tick-claims.js';
+export { Elections, type CampaignOptions, type LeaderInfo, type LeaderListener } from './elections.js';
+export { EtcdElections } from './etcd-elections.js';
+export { Leadership } from './leadership.js';
+export { AlreadyCampaigningError } from './election-errors.js';

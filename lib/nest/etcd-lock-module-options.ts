@@ -1,7 +1,8 @@
 import type { LockClientOptions, LockLogger } from '../core/index.js';
+import type { ElectionModuleOptions } from './election-options.js';
 
 /** Options of `EtcdLockModule.forRoot()` / `forRootAsync()`: the client's options plus a few of the module's own. */
-export interface EtcdLockModuleOptions extends Omit<LockClientOptions, 'logger'> {
+export interface EtcdLockModuleOptions extends Omit<LockClientOptions, 'logger'>, ElectionModuleOptions {
   /**
    * Do not connect at startup; the first lock connects. By default the module grants its lease
    * during bootstrap, so that an unreachable etcd or a bad credential fails the start (after

@@ -6,12 +6,15 @@ import type { EtcdLockModuleOptions } from './etcd-lock-module-options.js';
 import { ConfigurableEtcdLockModule, ETCD_LOCK_MODULE_OPTIONS } from './etcd-lock.module-definition.js';
 import { DisabledLockExceptionFilter, LockExceptionFilter } from './lock-exception.filter.js';
 import { lockLayerProviders } from './etcd-lock.providers.js';
+import { ELECTION_OPTIONS, resolveElectionOptions } from './election-options.js';
+import { electionProviders } from './election.providers.js';
+import { ElectionService } from './election.service.js';
 
 const clientProvider: Provider = {
   provide: ETCD_LOCK_CLIENT,
   inject: [ETCD_LOCK_MODULE_OPTIONS],
   useFactory: async (options: EtcdLockModuleOptions) => {
-    const { lazyConnect, httpExceptionFilter, logger, debug, ...clientOptions } = options ?? {};
+    const { lazyConnect, httpExceptionFilter, logger, debug, electionPrefix, election, ...clientOptions } = options ?? {};
     const client = new EtcdLockClient({ ...clientOptions, logger: resolveLogger(logger, debug === true) });
     if (!lazyConnect) {
       try {
@@ -32,9 +35,16 @@ const filterProvider: Provider = {
     options?.httpExceptionFilter === false ? new DisabledLockExceptionFilter() : new LockExceptionFilter(adapterHost),
 };
 
+const electionOptionsProvider: Provider = {
+  provide: ELECTION_OPTIONS,
+  inject: [ETCD_LOCK_MODULE_OPTIONS],
+  useFactory: (options: EtcdLockModuleOptions) => resolveElectionOptions(options),
+};
+
 /**
  * Distributed locks on etcd for a NestJS application: one etcd client and one lease per
- * application, `LockService` to inject, and `@Locked` for handlers and provider methods.
+ * application, `LockService` to inject, and `@Locked` for handlers and provider methods; leader
+ * elections on the same lease through `ElectionService` and `@LeaderOnly`.
  *
  * ```ts
  * EtcdLockModule.forRoot({ hosts: 'http://127.0.0.1:2379', prefix: 'locks/', ttl: 10 })
@@ -43,8 +53,8 @@ const filterProvider: Provider = {
  * its keys at once so that waiters elsewhere proceed immediately.
  */
 @Module({
-  providers: [clientProvider, filterProvider, ...lockLayerProviders],
-  exports: [ETCD_LOCK_CLIENT, ...lockLayerProviders],
+  providers: [clientProvider, filterProvider, ...lockLayerProviders, electionOptionsProvider, ...electionProviders],
+  exports: [ETCD_LOCK_CLIENT, ...lockLayerProviders, ElectionService],
 })
 export class EtcdLockModule extends ConfigurableEtcdLockModule {}
 

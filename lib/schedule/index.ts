@@ -5,3 +5,4 @@ export { InvalidScheduleError } from './schedule-errors.js';
 export { TickService } from './tick.service.js';
 export type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
 export type { TickOverlap, TickSkipReason } from '../core/index.js';
+export { LeaderOnly } from '../nest/leader-only.decorator.js';

@@ -1,0 +1,185 @@
+import { EtcdLeaseInvalidError } from 'etcd3';
+import { ElectionStore } from './election-store.js';
+import { Elections, type Candidacy, type LeaderInfo } from './elections.js';
+import { EtcdUnavailableError, LockLostError } from './errors.js';
+import { toLockError } from './etcd-errors.js';
+import type { EtcdLockClient } from './etcd-lock-client.js';
+import { watchKeys } from './key-watch.js';
+import type { AcquireOneOptions } from './lock-client.js';
+import type { Session } from './session.js';
+import { WaitScope } from './wait-scope.js';
+
+const READ_RETRY_FIRST_MS = 50;
+const READ_RETRY_MAX_MS = 1000;
+/** Background retries of a withdrawn candidate key's deletion, while its lease lives. */
+const WITHDRAW_RETRY_FIRST_MS = 100;
+const WITHDRAW_RETRY_MAX_MS = 2000;
+
+/**
+ * Elections on etcd, on the lock client's own session lease (the same keepalive as its locks),
+ * interoperable with Go's `concurrency.Election` and `etcdctl elect` on the same prefix.
+ *
+ * Unlike Go's Campaign, a waiting candidate re-reads its own key after every wake-up and fails
+ * with `LockLostError` once the key or the lease is gone, instead of winning with a dead key
+ * (etcd-io/etcd#19597); and a leadership's `signal` aborts on the session's own deadline,
+ * before etcd can expire the lease.
+ */
+export class EtcdElections extends Elections {
+  private readonly store: ElectionStore;
+
+  constructor(
+    private readonly client: EtcdLockClient,
+    prefix = 'elections/',
+  ) {
+    super(prefix, client.events, client.options.logger);
+    this.store = new ElectionStore(client.etcd, client.options.requestTimeout);
+  }
+
+  protected async enter(resource: string, keyPrefix: string, value: string, options: AcquireOneOptions): Promise<Candidacy> {
+    const session = await this.client.leaseSession();
+    const key = `${keyPrefix}${session.leaseHex}`;
+    const scope = new WaitScope(resource, options, session);
+    let put: Promise<bigint> | undefined;
+    let token: bigint | undefined;
+    try {
+      scope.throwIfAborted();
+      put = this.store.put(key, value, session.leaseId);
+      token = await scope.race(put);
+      await this.waitForTurn(scope, session, resource, keyPrefix, key, token);
+      if (!session.alive) throw new LockLostError(resource, 'the session expired as the election was won');
+      return this.candidacy(session, key, token);
+    } catch (err) {
+      const failure = scope.aborted ? scope.reason : toLockError(err, `campaigning in election "${resource}"`, resource);
+      if (err instanceof EtcdLeaseInvalidError) session.lose('etcd reports that the lease no longer exists', err);
+      // A lost lease takes our key with it; a live one keeps it, and it would stall the election.
+      if (session.alive) await this.withdraw(session, key, token, put);
+      throw failure;
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  protected readLeader(keyPrefix: string): Promise<LeaderInfo | undefined> {
+    return this.store.leader(keyPrefix).catch(err => {
+      throw toLockError(err, `reading the leader of ${keyPrefix}`);
+    });
+  }
+
+  protected watchPrefix(keyPrefix: string, onChange: () => void): () => void {
+    return watchKeys(this.client.etcd, { prefix: keyPrefix }, onChange, this.logger);
+  }
+
+  private candidacy(session: Session, key: string, token: bigint): Candidacy {
+    return {
+      key,
+      fencingToken: token,
+      lease: session,
+      remove: () =>
+        this.store.deleteOwn(key, token).catch(err => {
+          void this.retryWithdraw(session, key, token, err);
+        }),
+      proclaim: value =>
+        this.store.proclaim(key, token, value, session.leaseId).catch(err => {
+          throw toLockError(err, `proclaiming in ${key}`, key);
+        }),
+      watchGone: onGone => {
+        let verifying = false;
+        const verify = () => {
+          if (verifying) return;
+          verifying = true;
+          this.store
+            .createRevisionOf(key)
+            .then(
+              found => {
+                if (found !== token) onGone('our leader key was deleted');
+              },
+              err => this.logger.debug?.(`checking leader key ${key} failed: ${String(err)}`),
+            )
+            .finally(() => (verifying = false));
+        };
+        return watchKeys(this.client.etcd, { key, only: 'delete' }, verify, this.logger);
+      },
+    };
+  }
+
+  /**
+   * Waits until no candidate key with a lower create revision is left. Watches only the key right
+   * ahead (from "now"), and re-reads on every event, on every (re)arming of the watch and at least
+   * every third of the TTL: the read, never the event, decides.
+   */
+  private async waitForTurn(scope: WaitScope, session: Session, resource: string, keyPrefix: string, key: string, token: bigint) {
+    let watched: string | undefined;
+    let stopWatch: (() => void) | undefined;
+    let wake!: () => void;
+    let woken: Promise<void>;
+    let announced = false;
+    try {
+      for (;;) {
+        woken = new Promise<void>(resolve => (wake = resolve));
+        const view = await this.readView(scope, keyPrefix, key, token);
+        if (!view.ownExists) throw new LockLostError(resource, 'our candidate key vanished while waiting (lease expired or key deleted)');
+        if (!view.predecessor) return;
+        if (!announced) {
+          announced = true;
+          this.events.emit({ type: 'waiting', resource, key });
+        }
+        if (watched !== view.predecessor.key) {
+          stopWatch?.();
+          watched = view.predecessor.key;
+          stopWatch = watchKeys(this.client.etcd, { key: watched, only: 'delete' }, () => wake(), this.logger);
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const recheck = new Promise<void>(resolve => {
+          timer = setTimeout(resolve, ((session.grantedTtl * 1000) / 3) * (0.75 + Math.random() / 2));
+        });
+        try {
+          await scope.race(Promise.race([woken, recheck]));
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    } finally {
+      stopWatch?.();
+    }
+  }
+
+  /** Re-reads, retrying while etcd cannot answer: the wait's own end (timeout, signal, lease) still ends it. */
+  private async readView(scope: WaitScope, keyPrefix: string, key: string, token: bigint) {
+    for (let pause = READ_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, READ_RETRY_MAX_MS)) {
+      try {
+        return await scope.race(this.store.view(keyPrefix, key, token));
+      } catch (err) {
+        if (scope.aborted || !(toLockError(err, 'reading the election') instanceof EtcdUnavailableError)) throw err;
+        this.logger.debug?.(`${key}: reading the election failed, retrying in ${pause} ms: ${String(err)}`);
+        await scope.race(sleep(pause));
+      }
+    }
+  }
+
+  /** Deletes the key of a campaign that failed; a put whose outcome is unknown is waited for first. */
+  private async withdraw(session: Session, key: string, token: bigint | undefined, put: Promise<bigint> | undefined): Promise<void> {
+    if (token === undefined && put) token = await put.catch(() => undefined);
+    try {
+      await (token === undefined ? this.store.deleteUnique(key) : this.store.deleteOwn(key, token));
+    } catch (err) {
+      void this.retryWithdraw(session, key, token, err);
+    }
+  }
+
+  private async retryWithdraw(session: Session, key: string, token: bigint | undefined, first: unknown): Promise<void> {
+    this.logger.warn(`could not delete election key ${key} (${String(first)}); retrying in the background`);
+    for (let pause = WITHDRAW_RETRY_FIRST_MS; session.alive; pause = Math.min(pause * 2, WITHDRAW_RETRY_MAX_MS)) {
+      await sleep(pause);
+      try {
+        await (token === undefined ? this.store.deleteUnique(key) : this.store.deleteOwn(key, token));
+        return;
+      } catch (err) {
+        this.logger.debug?.(`deleting election key ${key} failed again: ${String(err)}`);
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}

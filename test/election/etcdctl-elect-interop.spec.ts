@@ -1,0 +1,104 @@
+/**
+ * Our elections and `etcdctl elect` (Go's concurrency.Election) elect among each other on the same
+ * key layout, both ways, and `etcdctl elect -l` observes our leader's value; a leader process
+ * killed with SIGKILL is followed by another within TTL + 1 s.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { Etcd3 } from 'etcd3';
+import { EtcdElections, EtcdLockClient } from '../../lib/core/index.js';
+import { spawnEtcdctl, startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { startWorker } from '../support/node-process.js';
+import { waitFor } from '../support/wait.js';
+import { observer, readQueue, staysFalse, track } from '../core/helpers.js';
+
+/** A running etcdctl, with its stdout lines so far. */
+function etcdctlPeer(endpoints: string[], args: string[]): { child: ChildProcess; lines: () => string[]; exited: Promise<number | null> } {
+  const child = spawnEtcdctl(endpoints, args);
+  let stdout = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.resume();
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)));
+  return { child, lines: () => stdout.split('\n').filter(l => l !== ''), exited };
+}
+
+describe('interop with etcdctl elect', () => {
+  let etcd: EtcdCluster;
+  let client: EtcdLockClient;
+  let elections: EtcdElections;
+  let view: Etcd3;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 2 });
+    await client.connect();
+    elections = new EtcdElections(client);
+    view = observer(etcd.endpoints);
+  });
+  afterAll(async () => {
+    await client?.close();
+    view?.close();
+    await etcd?.close(); // also kills any etcdctl still running against it
+  });
+
+  it('etcdctl leading: our campaign waits, and leads once etcdctl resigns, with a higher fencing token', async () => {
+    const theirs = etcdctlPeer(etcd.endpoints, ['elect', 'elections/ctl-first', 'theirs']);
+    await waitFor(() => theirs.lines().includes('theirs'), { message: 'etcdctl leads' });
+    const [theirKey] = await readQueue(view, 'elections/ctl-first/');
+    expect(await elections.leader('ctl-first')).toMatchObject({ key: theirKey!.key, value: 'theirs' });
+
+    const ours = track(elections.campaign('ctl-first', 'ours'));
+    await waitFor(async () => (await readQueue(view, 'elections/ctl-first/')).length === 2, { message: 'our key queued' });
+    expect(await staysFalse(() => ours.outcome.status !== 'pending', 300)).toBe(true);
+
+    theirs.child.kill('SIGTERM'); // etcdctl resigns on SIGTERM
+    const leadership = await ours.promise;
+    expect(leadership.key).toBe(`elections/ctl-first/${client.status().leaseId}`);
+    expect(leadership.fencingToken).toBeGreaterThan(theirKey!.createRevision);
+    await theirs.exited;
+    await leadership.resign();
+  });
+
+  it('our leadership: etcdctl elect waits, and leads only once we resign', async () => {
+    const leadership = await elections.campaign('ours-first', 'ours');
+    const theirs = etcdctlPeer(etcd.endpoints, ['elect', 'elections/ours-first', 'theirs']);
+    await waitFor(async () => (await readQueue(view, 'elections/ours-first/')).length === 2, { message: "etcdctl's key queued" });
+    expect(await staysFalse(() => theirs.lines().length > 0, 300)).toBe(true);
+
+    await leadership.resign();
+    await waitFor(() => theirs.lines().includes('theirs'), { message: 'etcdctl leads' });
+    expect((await elections.leader('ours-first'))?.value).toBe('theirs');
+    theirs.child.kill('SIGTERM');
+    await theirs.exited;
+  });
+
+  it('`etcdctl elect -l` observes our value and each value we proclaim', async () => {
+    const listener = etcdctlPeer(etcd.endpoints, ['elect', '-l', 'elections/observed']);
+    const leadership = await elections.campaign('observed', 'ours-v1');
+    await waitFor(() => listener.lines().includes('ours-v1'), { message: 'etcdctl sees ours-v1' });
+    expect(listener.lines()).toContain(leadership.key);
+    await leadership.proclaim('ours-v2');
+    await waitFor(() => listener.lines().includes('ours-v2'), { message: 'etcdctl sees ours-v2' });
+    await leadership.resign();
+    listener.child.kill('SIGTERM');
+    await listener.exited;
+  });
+
+  it('a leader process killed with SIGKILL: another candidate leads within TTL + 1 s', async () => {
+    const ttl = 2;
+    const worker = startWorker('election-candidate', [etcd.endpoints.join(','), 'killed', 'worker', String(ttl)]);
+    try {
+      const leading = await worker.next(m => m.event === 'leading');
+      const ours = track(elections.campaign('killed', 'survivor'));
+      await waitFor(async () => (await readQueue(view, 'elections/killed/')).length === 2, { message: 'our key queued' });
+      await worker.kill();
+      const killedAt = performance.now();
+      const leadership = await ours.promise;
+      const tookMs = performance.now() - killedAt;
+      expect(tookMs).toBeLessThan(ttl * 1000 + 1000);
+      expect(leadership.fencingToken).toBeGreaterThan(BigInt(leading.token as string));
+      await leadership.resign();
+    } finally {
+      await worker.kill();
+    }
+  });
+});
