@@ -8,7 +8,7 @@
  *   impl "redlock": redlock v4 on one Redis, its default retry delay (200 ms + up to 200 ms jitter)
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IWatchResponse } from 'etcd3';
 import { EtcdLockClient } from '../../lib/core/index.js';
 import { finish, stdinCommands } from '../lib/procs.js';
 import { wallMs } from '../lib/stats.js';
@@ -58,10 +58,12 @@ async function makeLocker(): Promise<Locker> {
 
 /**
  * The contended floor: the same queue as the library with nothing it could leave out. One lease per
- * process; a waiter puts its key (one unary), reads the key right ahead of it (one unary: the
- * newest key with a lower create revision), and watches that key from the read's revision + 1, so
- * that nothing can be missed and no re-read follows the watch's arming; on the 'delete' event it
- * reads again (one unary), and it releases with one delete. No timeouts, no re-verification of its
+ * process; a waiter puts its key and reads the key right ahead of it in one transaction (the two
+ * newest keys by create revision: its own and that one). It watches that key from "now" (a watch from an older
+ * revision would wait for etcd's 100 ms sync loop); when etcd arms the watch at the revision the
+ * read saw, nothing can have been missed; else it reads once more to cover the gap, and waits for the
+ * 'delete' event while that key is still the one ahead. Each wake-up costs one read; the release is
+ * one delete. No timeouts, no re-check of its
  * own key, no idle watch, no fencing: what it costs is what grpc-js, etcd and the machine cost.
  */
 async function floorLocker(): Promise<Locker> {
@@ -70,31 +72,44 @@ async function floorLocker(): Promise<Locker> {
   const leaseId = await lease.grant();
   const prefix = `bench/${config.key}/`;
   let sequence = 0;
+  const queue = (limit: number, ownRevision?: number) => ({
+    key: Buffer.from(prefix),
+    range_end: Buffer.from(prefix.slice(0, -1) + '0'),
+    sort_order: 'Descend' as const,
+    sort_target: 'Create' as const,
+    limit,
+    max_create_revision: ownRevision === undefined ? undefined : ownRevision - 1,
+    keys_only: true,
+  });
   const ahead = async (ownRevision: number) => {
-    const res = await client.kv.range({
-      key: Buffer.from(prefix),
-      range_end: Buffer.from(prefix.slice(0, -1) + '0'),
-      sort_order: 'Descend',
-      sort_target: 'Create',
-      limit: 1,
-      max_create_revision: ownRevision - 1,
-      keys_only: true,
-    });
+    const res = await client.kv.range(queue(1, ownRevision));
     return { key: res.kvs[0]?.key, revision: Number(res.header.revision) };
   };
   return {
     acquire: async () => {
       const key = `${prefix}${leaseId}_${sequence++}`;
-      const put = await client.kv.put({ key: Buffer.from(key), value: Buffer.alloc(0), lease: leaseId });
-      const ownRevision = Number(put.header.revision);
-      for (let next = await ahead(ownRevision); next.key; next = await ahead(ownRevision)) {
-        const watcher = await client
-          .watch()
-          .key(next.key)
-          .startRevision(String(next.revision + 1))
-          .create();
-        await new Promise(resolve => watcher.once('delete', resolve));
+      // Put and read in one transaction: the two newest keys are ours and the one ahead.
+      const enqueued = await client.kv.txn({
+        success: [{ request_put: { key: Buffer.from(key), value: Buffer.alloc(0), lease: leaseId } }, { request_range: queue(2) }],
+      });
+      const ownRevision = Number(enqueued.header.revision);
+      let next = { key: enqueued.responses[1].response_range!.kvs[1]?.key, revision: ownRevision };
+      while (next.key) {
+        const watcher = client.watch().key(next.key).watcher();
+        const deleted = new Promise(resolve => watcher.once('delete', resolve));
+        const armed = await new Promise<IWatchResponse>(resolve => watcher.once('connected', resolve));
+        if (Number(armed.header.revision) !== next.revision) {
+          // Something was written between the read and the watch: is the key ahead still there?
+          const again = await ahead(ownRevision);
+          if (!again.key?.equals(next.key)) {
+            void watcher.cancel();
+            next = again;
+            continue;
+          }
+        }
+        await deleted;
         void watcher.cancel();
+        next = await ahead(ownRevision);
       }
       return { release: async () => void (await client.kv.deleteRange({ key: Buffer.from(key) })) };
     },
