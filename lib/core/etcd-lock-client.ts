@@ -29,6 +29,9 @@ export class EtcdLockClient extends LockClient {
   /** The entry of `sessions` each session was granted through. */
   private readonly grantedBy = new WeakMap<Session, Promise<Session>>();
   private closed = false;
+  /** Rejects when close() is called, so that no wait for a lease grant outlives the client. */
+  private readonly whenClosed: Promise<never>;
+  private rejectWhenClosed!: (err: Error) => void;
 
   constructor(options: LockClientOptions = {}) {
     const resolved = resolveLockOptions(options);
@@ -36,6 +39,8 @@ export class EtcdLockClient extends LockClient {
     this.etcd = resolved.client ?? createEtcdClient(resolved);
     this.store = new QueueStore(this.etcd, resolved.requestTimeout);
     this.mutex = new FairMutex(this.etcd, this.store, resolved.prefix, resolved.logger, this.events);
+    this.whenClosed = new Promise<never>((_, reject) => (this.rejectWhenClosed = reject));
+    this.whenClosed.catch(() => undefined);
   }
 
   async connect(): Promise<void> {
@@ -97,6 +102,7 @@ export class EtcdLockClient extends LockClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.rejectWhenClosed(new LockClientClosedError());
     this.mutex.close();
     const releaseAll = async () => {
       const sessions = await Promise.allSettled([...this.sessions.values()]);
@@ -152,6 +158,9 @@ export class EtcdLockClient extends LockClient {
       this.sessions.set(ttl, opening);
       opening.then(
         session => {
+          // Granted after close() gave up waiting for it: stop renewing it (with the etcd client
+          // closed too, the revoke fails and the lease expires after its TTL).
+          if (this.closed) return void session.close().catch(() => undefined);
           if (this.sessions.get(ttl) !== opening) return;
           this.resolvedSessions.set(ttl, session);
           this.grantedBy.set(session, opening);
@@ -165,7 +174,7 @@ export class EtcdLockClient extends LockClient {
         },
       );
     }
-    const session = await pending;
+    const session = await Promise.race([pending, this.whenClosed]);
     if (this.closed) {
       await session.close();
       throw new LockClientClosedError();

@@ -3,8 +3,9 @@
  * `lost` for as long as no fresh lease is granted (the session used to leave the client's map, so
  * status() went `alive` → `idle` and a health check built on it stayed up), then `alive` with a new
  * lease, which the client asks for on its own: no acquisition is needed for status() to recover.
+ * And close() in that state returns within its bound whatever etcd does.
  */
-import { EtcdLockClient } from '../../lib/core/index.js';
+import { EtcdLockClient, LockClientClosedError } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { abortedAt, staysFalse, withTimeout } from './helpers.js';
@@ -52,6 +53,39 @@ describe('status() after a lease loss', () => {
       });
       expect(client.status().leaseId).not.toBe(oldLease);
       await lock.release();
+    } finally {
+      try {
+        member.resume();
+      } catch {
+        // not running
+      }
+      await client.close();
+    }
+  });
+
+  it('closes within requestTimeout while the lease is lost and etcd still paused, failing a pending wait with LockClientClosedError', async () => {
+    const member = etcd.members[0]!;
+    const client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 2, requestTimeout: 1000 });
+    try {
+      const lock = await client.acquire('close-lost');
+      member.pause();
+      await withTimeout(abortedAt(lock.signal), 5000, 'the loss');
+      expect(client.status().state).toBe('lost');
+      // A wait that started after the loss: it needs a new lease, which etcd cannot grant now.
+      const pending = client.acquire('close-lost-2', { waitTimeout: 30_000 }).then(
+        () => 'granted',
+        (err: unknown) => err,
+      );
+      const started = performance.now();
+      const closedAfterMs = await withTimeout(
+        client.close().then(() => performance.now() - started),
+        5000,
+        'close() with the lease lost and etcd paused',
+      );
+      console.log(`close() with the lease lost and etcd paused: ${closedAfterMs.toFixed(0)} ms`);
+      expect(closedAfterMs).toBeLessThan(1000 + 500);
+      expect(client.status().state).toBe('closed');
+      expect(await withTimeout(pending, 2000, 'the pending wait')).toBeInstanceOf(LockClientClosedError);
     } finally {
       try {
         member.resume();
