@@ -11,3 +11,5 @@ export { silentLogger } from './logger.js';
 export { resolveTtl, resolveWaitTimeout } from './options.js';
 export type { ClaimLease, ClaimedKey, PutAnswer } from './tick-claims.js';
 export { WaitScope } from './wait-scope.js';
+export { EXCLUSIVE, modeOfKey, modeSuffix, resolveLockMode, sameMode } from './lock-mode.js';
+export { splitQueue, turnOf } from './queue-turn.js';
