@@ -1,9 +1,10 @@
+import type { LockMode } from './lock-mode.js';
 import type { Enqueued } from './queue-store.js';
 import type { Session } from './session.js';
 import type { WaitScope } from './wait-scope.js';
 
 /**
- * One acquisition's place in a resource's queue, as Go's `concurrency.Mutex` keeps `pfx`, `myKey`
+ * One acquisition's place in a resource's queue (of a mutex, a read/write lock or a semaphore), as Go's `concurrency.Mutex` keeps `pfx`, `myKey`
  * and `myRev`: the queue it waits in, its own key there, and that key's create revision once put.
  */
 export class Acquisition {
@@ -24,6 +25,10 @@ export class Acquisition {
     readonly scope: WaitScope,
     /** Take the lock only if it is free now; never wait. */
     readonly tryOnly: boolean,
+    /** Exclusive, shared or a semaphore's: what the queue's rule grants it by. */
+    readonly mode: LockMode,
+    /** Our key's value, written again unchanged if the key is rewritten. */
+    readonly value: Buffer,
   ) {}
 
   /** Records our key's create revision, once the put answered. */

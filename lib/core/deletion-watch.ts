@@ -1,11 +1,18 @@
 import type { Namespace, Watcher } from 'etcd3';
 
 /**
- * Why a deletion watch woke its waiter: the key was deleted; the stream broke (etcd3 reconnects,
+ * Why a deletion watch woke its waiter: the key was deleted (or, watching for a `change`, put
+ * again); the stream broke (etcd3 reconnects,
  * maybe only after its backoff); or etcd refused the watch or never confirmed it (the stream is
  * not to be trusted: rebuild it).
  */
-export type WatchWake = 'deleted' | 'disconnected' | 'refused';
+export type WatchWake = 'deleted' | 'put' | 'disconnected' | 'refused';
+
+/**
+ * What a watch waits for: the `deletion` of its key; a `change` of it (deletion or put); or
+ * `prefix-deletions`, the deletion of any key under it.
+ */
+export type WatchFor = 'deletion' | 'change' | 'prefix-deletions';
 
 /** How far a watch's create has got; see {@link DeletionWatch.progress}. */
 export type WatchProgress = 'queued' | 'sent' | 'armed' | 'answered';
@@ -21,7 +28,8 @@ export class WatchNotArmedError extends Error {
 }
 
 /**
- * Watches one key for deletion, starting from "now".
+ * Watches one key for deletion (or, as {@link WatchFor} says, for a change, or a prefix for
+ * deletions), starting from "now".
  *
  * A watch whose start revision is at or below the store's current revision is "unsynced" in
  * etcd and only served by a 100 ms background loop; that is what limits Go's Mutex to about ten
@@ -63,12 +71,14 @@ export class DeletionWatch {
      * after the watch was cancelled: the stream is stuck for every create behind this one too.
      */
     onStall: () => void = () => undefined,
+    watchFor: WatchFor = 'deletion',
   ) {
     this.stage = sentAtOnce ? 'sent' : 'queued';
     if (sentAtOnce) this.sentAt = performance.now();
     // watcher() (not create()) so that we hold the watcher at once and can cancel it even if
     // the caller gives up before etcd confirms it.
-    this.watcher = source.watch().key(key).only('delete').watcher();
+    const builder = watchFor === 'prefix-deletions' ? source.watch().prefix(key) : source.watch().key(key);
+    this.watcher = (watchFor === 'change' ? builder : builder.only('delete')).watcher();
     // An 'error' with no listener would crash the process; the promises below observe it.
     this.watcher.on('error', () => undefined);
     let refused: () => void = () => undefined;
@@ -120,6 +130,7 @@ export class DeletionWatch {
     this.changed = new Promise(resolve => {
       refused = () => resolve('refused');
       this.watcher.once('delete', () => resolve('deleted'));
+      if (watchFor === 'change') this.watcher.once('put', () => resolve('put'));
       this.watcher.once('disconnected', () => {
         answered('answered');
         for (const listener of this.disconnectListeners) listener();
@@ -149,6 +160,7 @@ export class DeletionWatch {
 
   cancel(): void {
     this.watcher.removeAllListeners('delete');
+    this.watcher.removeAllListeners('put');
     this.watcher.cancel().catch(() => undefined);
   }
 }

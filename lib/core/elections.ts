@@ -4,6 +4,7 @@ import { LockHandle, type LockLease } from './handle.js';
 import { describeValue } from './keys.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
+import { EXCLUSIVE } from './lock-mode.js';
 import type { LockLogger } from './logger.js';
 import { Leadership } from './leadership.js';
 import { resolveWaitTimeout } from './options.js';
@@ -113,6 +114,7 @@ export abstract class Elections {
         statedTimeoutMs: timeout,
         tryOnly: false,
         signal,
+        mode: EXCLUSIVE,
       });
     } catch (error) {
       done();

@@ -1,3 +1,5 @@
+import type { LockMode } from './lock-mode.js';
+
 /**
  * Every error this library raises extends {@link LockError}, so one `instanceof` check catches
  * them all, while the subclasses name the cause. They are plain classes (no HTTP types) so that
@@ -86,4 +88,43 @@ export class LockClientClosedError extends LockError {
   constructor(options?: { cause?: unknown }) {
     super('The lock client is closed', options);
   }
+}
+
+/**
+ * The resource is already held or queued for in another mode: a semaphore with another number
+ * of permits, or a semaphore and a lock (shared or exclusive) on one name. Nothing was left
+ * queued. `requested` is what this call asked for; `existing` what the queue's oldest key (or
+ * the one in the way) says.
+ */
+export class LockModeMismatchError extends LockError {
+  constructor(
+    readonly resource: string,
+    readonly requested: LockMode,
+    readonly existing: LockMode,
+  ) {
+    super(`Lock "${resource}" is in use as ${describeMode(existing)}; refused ${describeMode(requested)} on it`);
+  }
+}
+
+/**
+ * A call holding a shared lock asked for the same resource exclusively (or in another mode) in
+ * its own call chain. Waiting would deadlock on itself (the exclusive request queues behind its
+ * own shared key), so it is refused: take the exclusive lock first, and shared ones inside it.
+ */
+export class LockUpgradeError extends LockError {
+  constructor(
+    readonly resource: string,
+    readonly held: LockMode,
+    readonly requested: LockMode,
+  ) {
+    super(
+      `Lock "${resource}" is held as ${describeMode(held)} by this call chain; it cannot be taken as ${describeMode(requested)} inside it`,
+    );
+  }
+}
+
+/** "a semaphore of 3 permits", "a shared lock", "an exclusive lock". */
+function describeMode(mode: LockMode): string {
+  if (mode.kind === 'semaphore') return `a semaphore of ${mode.permits} permit${mode.permits === 1 ? '' : 's'}`;
+  return mode.kind === 'shared' ? 'a shared lock' : 'an exclusive lock';
 }

@@ -10,6 +10,7 @@ import { LockClient, type AcquireOneOptions, type SessionStatus } from './lock-c
 import type { LockInspection } from './lock-inspection.js';
 import { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } from './options.js';
 import { QueueStore } from './queue-store.js';
+import { splitQueue } from './queue-turn.js';
 import { Session } from './session.js';
 
 /**
@@ -85,8 +86,8 @@ export class EtcdLockClient extends LockClient {
   async inspect(resource: string): Promise<LockInspection> {
     const prefix = resourcePrefix(this.options.prefix, resource);
     try {
-      const [holder, ...waiters] = await this.store.queue(prefix);
-      return { resource, holder, waiters };
+      const { holders, waiters } = splitQueue(resource, prefix, await this.store.queue(prefix));
+      return { resource, holder: holders[0], holders, waiters };
     } catch (err) {
       throw toLockError(err, `inspecting lock "${resource}"`);
     }

@@ -2,17 +2,19 @@ import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Acquisition, type QueuedAcquisition } from './acquisition.js';
 import { backoffPauses } from './backoff.js';
-import type { DeletionWatch, WatchWake } from './deletion-watch.js';
-import { EtcdUnavailableError, LockBusyError, LockClientClosedError, LockLostError } from './errors.js';
+import type { DeletionWatch, WatchFor, WatchWake } from './deletion-watch.js';
+import { EtcdUnavailableError, LockBusyError, LockClientClosedError, LockLostError, LockModeMismatchError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
 import { KeyCleanup } from './key-cleanup.js';
 import { idleWatchKey, resourcePrefix, waiterKey } from './keys.js';
+import { modeOfKey, modeSuffix, sameMode } from './lock-mode.js';
 import { LeaseKeysAudit } from './lease-keys-audit.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
 import type { LockLogger } from './logger.js';
-import type { QueueStore, QueueView } from './queue-store.js';
+import { entryValue, type EnqueueGuard, type Enqueued, type QueueStore, type QueueView } from './queue-store.js';
+import { aheadReads, rewritesOnEntry, turnOf, type WaitOn } from './queue-turn.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 import { WatchChannel } from './watch-channel.js';
@@ -37,6 +39,9 @@ const MAX_SPREAD_MS = 1000;
 /** What ended one wait for the predecessor's deletion. */
 type Wake = WatchWake | 'recheck' | { armedAt: string };
 
+/** The watch each kind of wait of queue-turn.ts needs. */
+const WATCH_FOR: Record<WaitOn['on'], WatchFor> = { deletion: 'deletion', change: 'change', holders: 'prefix-deletions' };
+
 /**
  * etcd's `concurrency.Mutex` algorithm, made exact and fast:
  * - each acquisition puts its own key under `<prefix><resource>/` on the session lease; the key
@@ -47,6 +52,9 @@ type Wake = WatchWake | 'recheck' | { armedAt: string };
  *   never granted the lock (etcd #11456);
  * - keys carry a per-acquisition sequence number, so concurrent acquisitions on one lease queue
  *   like any others instead of all being "owners" as in Go.
+ *
+ * The same queue serves shared holders and semaphores: only the rule of queue-turn.ts (may this
+ * key enter, given the keys ahead of it, and if not, what does it wait for) differs by mode.
  */
 export class FairMutex {
   private sequence = 0;
@@ -72,23 +80,20 @@ export class FairMutex {
 
   async acquire(session: Session, resource: string, options: AcquireOneOptions): Promise<LockHandle> {
     const prefix = resourcePrefix(this.keyPrefix, resource);
-    const key = waiterKey(prefix, session.leaseHex, ++this.sequence);
+    const key = waiterKey(prefix, session.leaseHex, ++this.sequence, modeSuffix(options.mode));
     const scope = new WaitScope(resource, options, session);
-    const acquisition = new Acquisition(session, resource, prefix, key, scope, options.tryOnly);
+    const acquisition = new Acquisition(session, resource, prefix, key, scope, options.tryOnly, options.mode, entryValue());
     const audit = this.auditOf(session);
     const acquisitionEnded = audit.begin(key);
     try {
       scope.throwIfAborted();
-      acquisition.put = this.store.enqueue(prefix, key, session.leaseId, options.tryOnly);
-      const enqueued = await scope.race(acquisition.put);
-      if (enqueued.kind === 'busy') throw new LockBusyError(resource);
+      const enqueued = await this.enqueue(acquisition);
       const queued = acquisition.queued(enqueued.createRevision);
       const revision = queued.createRevision;
       const view =
         enqueued.kind === 'queued'
-          ? { revision: enqueued.revision, ownExists: true, predecessor: enqueued.predecessor }
-          : await scope.race(this.store.view(prefix, key, revision));
-      if (view.predecessor && !options.tryOnly) this.events.emit({ type: 'waiting', resource, key });
+          ? { revision: enqueued.revision, ownExists: true, ahead: enqueued.ahead }
+          : await scope.race(this.store.view(prefix, key, revision, aheadReads(options.mode)));
       this.channel.noteRevision(view.revision);
       await this.waitForTurn(queued, view);
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the lock was granted');
@@ -102,6 +107,7 @@ export class FairMutex {
           return this.cleanup.deleteKey(session, key, revision);
         },
         this.events,
+        options.mode,
       );
       audit.add(handle);
       return handle;
@@ -124,6 +130,31 @@ export class FairMutex {
     } finally {
       scope.dispose();
       acquisitionEnded();
+    }
+  }
+
+  /**
+   * Puts our key into the queue. A semaphore's key goes in only while the queue is empty or its
+   * oldest key (which every key present agrees with) has our number of permits, so that all the
+   * keys of a semaphore agree on it; a different number is refused before anything is written.
+   */
+  private async enqueue(acquisition: Acquisition): Promise<Exclude<Enqueued, { kind: 'refused' }>> {
+    const { mode, tryOnly, prefix, key, session, scope, resource } = acquisition;
+    const reads = aheadReads(mode);
+    let guard: EnqueueGuard = mode.kind === 'semaphore' || (tryOnly && mode.kind === 'exclusive') ? 'empty' : 'absent';
+    for (;;) {
+      acquisition.put = this.store.enqueue(prefix, key, acquisition.value, session.leaseId, guard, reads);
+      const enqueued = await scope.race(acquisition.put);
+      if (enqueued.kind !== 'refused') return enqueued;
+      if (mode.kind !== 'semaphore') throw new LockBusyError(resource);
+      const { oldest } = enqueued;
+      if (!oldest) {
+        guard = 'empty'; // emptied since
+        continue;
+      }
+      const found = modeOfKey(oldest.key.toString());
+      if (!sameMode(found, mode)) throw new LockModeMismatchError(resource, mode, found);
+      guard = { oldest };
     }
   }
 
@@ -158,11 +189,15 @@ export class FairMutex {
     return this.cleanup.settled();
   }
 
-  /** The queue core: waits until no key is ahead of ours, re-reading the queue on every wake-up. */
+  /**
+   * The queue core: waits until the mode's rule lets our key enter, re-reading the queue on every
+   * wake-up. A semaphore holder that waited then rewrites its key, which wakes the waiter behind.
+   */
   private async waitForTurn(acquisition: QueuedAcquisition, view: QueueView): Promise<void> {
-    const { scope, resource, tryOnly } = acquisition;
+    const { scope, resource, tryOnly, mode, prefix, key } = acquisition;
     let watch: DeletionWatch | undefined;
-    let watchedRevision: string | undefined;
+    let watched: WaitOn | undefined;
+    let waited = false;
     /** When this waiter last knew its view current (read it, or had its watch's stream vouched for). */
     let checkedAt = performance.now();
     try {
@@ -170,17 +205,23 @@ export class FairMutex {
         if (!view.ownExists) {
           throw new LockLostError(resource, 'our queue key vanished while waiting (lease expired or key deleted)');
         }
-        const predecessor = view.predecessor;
-        if (!predecessor) return;
+        const turn = turnOf(resource, mode, prefix, view.ahead);
+        if (turn.enter) {
+          if (waited && rewritesOnEntry(mode)) await this.announceEntry(acquisition);
+          return;
+        }
         if (tryOnly) throw new LockBusyError(resource);
+        if (!waited) this.events.emit({ type: 'waiting', resource, key });
+        waited = true;
+        const wait = turn.wait;
         let wake: Wake;
-        if (watch && watchedRevision === predecessor.createRevision) {
+        if (watch && watched && sameWait(watched, wait)) {
           wake = await this.nextWake(acquisition, watch, false);
         } else {
           watch?.cancel();
-          watch = this.channel.watchDeletion(predecessor.key.toString());
+          watch = this.channel.watchDeletion(wait.key, WATCH_FOR[wait.on]);
           watch.onDisconnected(() => this.noteDisconnect());
-          watchedRevision = predecessor.createRevision;
+          watched = wait;
           wake = await this.nextWake(acquisition, watch, true);
         }
         if (wake === 'recheck') {
@@ -198,7 +239,7 @@ export class FairMutex {
           // Armed at the revision we last read: nothing changed in between, the view holds.
           if (wake.armedAt === view.revision) continue;
         } else if (wake === 'refused') {
-          this.logger.debug?.(`watch on ${predecessor.key.toString()} refused or unconfirmed; rebuilding the stream and re-reading`);
+          this.logger.debug?.(`watch on ${wait.key} refused or unconfirmed; rebuilding the stream and re-reading`);
           this.channel.rebuild(watch.generation, `a watch create was refused or not confirmed within ${this.channel.armTimeoutMs} ms`);
           watch.cancel();
           watch = undefined;
@@ -261,16 +302,37 @@ export class FairMutex {
    * restarting, a broken watch stream): giving up here would cost the waiter its place in line.
    * The wait timeout, the caller's signal and the session's loss still end it.
    */
-  private async readQueue({ scope, prefix, key, createRevision }: QueuedAcquisition): Promise<QueueView> {
+  private readQueue({ scope, prefix, key, createRevision, mode }: QueuedAcquisition): Promise<QueueView> {
+    return this.whileUnavailable(scope, key, 'reading the queue', () => this.store.view(prefix, key, createRevision, aheadReads(mode)));
+  }
+
+  /**
+   * Rewrites our key as it is (same value and lease, so the same create revision: the fencing
+   * token is unchanged), which wakes the waiter watching it for a change: it may now be first.
+   */
+  private async announceEntry(acquisition: QueuedAcquisition): Promise<void> {
+    const { scope, key, createRevision, value, session, resource } = acquisition;
+    const rewritten = await this.whileUnavailable(scope, key, 'rewriting our key', () =>
+      this.store.rewriteOwn(key, createRevision, value, session.leaseId),
+    );
+    if (!rewritten) throw new LockLostError(resource, 'our queue key vanished as the lock was granted (lease expired or key deleted)');
+  }
+
+  /** Runs `request`, again with backoff while etcd cannot answer, as long as the wait lasts. */
+  private async whileUnavailable<T>(scope: WaitScope, key: string, what: string, request: () => Promise<T>): Promise<T> {
     for (const pauses = backoffPauses(READ_RETRY); ;) {
       try {
-        return await scope.race(this.store.view(prefix, key, createRevision));
+        return await scope.race(request());
       } catch (err) {
-        if (scope.aborted || !(toLockError(err, 'reading the queue') instanceof EtcdUnavailableError)) throw err;
+        if (scope.aborted || !(toLockError(err, what) instanceof EtcdUnavailableError)) throw err;
         const pause = pauses.next().value;
-        this.logger.debug?.(`${key}: reading the queue failed, retrying in ${pause} ms: ${String(err)}`);
+        this.logger.debug?.(`${key}: ${what} failed, retrying in ${pause} ms: ${String(err)}`);
         await scope.race(sleep(pause));
       }
     }
   }
+}
+
+function sameWait(a: WaitOn, b: WaitOn): boolean {
+  return a.key === b.key && a.on === b.on && a.createRevision === b.createRevision;
 }

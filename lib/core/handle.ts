@@ -1,4 +1,5 @@
 import { LockLostError } from './errors.js';
+import { EXCLUSIVE, type LockMode } from './lock-mode.js';
 import type { LockEvents } from './lock-events.js';
 
 /** Why a lease ended; every lock held on it is lost for this reason. */
@@ -49,6 +50,8 @@ export class LockHandle {
     private readonly session: LockLease,
     private readonly deleteKey: (handle: LockHandle) => Promise<void>,
     private readonly events: LockEvents,
+    /** How the lock is held: exclusive (the default), shared, or as one of a semaphore's permits. */
+    readonly mode: LockMode = EXCLUSIVE,
   ) {
     this.stopWatchingSession = session.onEnd(end => this.markLost(end.reason, end.cause));
   }

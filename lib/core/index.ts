@@ -13,3 +13,5 @@ export type { ClaimLease, ClaimedKey, PutAnswer } from './tick-claims.js';
 export { WaitScope } from './wait-scope.js';
 export { assertElectionName, assertElectionPrefix, assertElectionValue } from './election-errors.js';
 export type { Candidacy } from './elections.js';
+export { EXCLUSIVE, modeOfKey, modeSuffix, resolveLockMode, sameMode } from './lock-mode.js';
+export { splitQueue, turnOf } from './queue-turn.js';

@@ -46,7 +46,7 @@ export class KeyCleanup {
       // The put may still be in flight or may have committed unseen: wait for its outcome.
       this.track(
         put.then(
-          outcome => (outcome.kind === 'busy' ? undefined : this.deleteKey(session, key, outcome.createRevision)),
+          outcome => (outcome.kind === 'refused' ? undefined : this.deleteKey(session, key, outcome.createRevision)),
           () => this.retry(session, key, () => this.store.deleteUnique(key)),
         ),
       );

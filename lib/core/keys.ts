@@ -43,18 +43,20 @@ export function resourcePrefix(prefix: string, resource: string): string {
 }
 
 /**
- * Bytes reserved after a resource prefix for a waiter's own part, `<lease hex>_<n>`: at most 16
- * hex digits of an int64 lease id, `_`, and a base-36 sequence number (11 digits up to 2^53).
+ * Bytes reserved after a resource prefix for a waiter's own part, `<lease hex>_<n><mode>`: at most
+ * 16 hex digits of an int64 lease id, `_`, a base-36 sequence number (11 digits up to 2^53), and
+ * the mode mark of lock-mode.ts (at most 12: `.s` and 10 digits of permits).
  */
 const WAITER_SUFFIX_BYTES = 40;
 
 /**
- * The key one acquisition puts under its resource's prefix: `<lease hex>_<n>`. The sequence number
- * makes concurrent acquisitions on one lease queue like any others, where Go's `concurrency.Mutex`
- * (key `<lease hex>` alone) would make them all owners at once.
+ * The key one acquisition puts under its resource's prefix: `<lease hex>_<n>`, then the mark of a
+ * shared or semaphore holder (lock-mode.ts). The sequence number makes concurrent acquisitions on
+ * one lease queue like any others, where Go's `concurrency.Mutex` (key `<lease hex>` alone) would
+ * make them all owners at once.
  */
-export function waiterKey(resourcePrefix: string, leaseHex: string, sequence: number): string {
-  return `${resourcePrefix}${leaseHex}_${sequence.toString(36)}`;
+export function waiterKey(resourcePrefix: string, leaseHex: string, sequence: number, modeMark = ''): string {
+  return `${resourcePrefix}${leaseHex}_${sequence.toString(36)}${modeMark}`;
 }
 
 /** True when `key` is a waiter key (of any resource) that an acquisition on this lease put. */

@@ -5,6 +5,7 @@ import { EtcdUnavailableError, InvalidLockArgumentError, LockBusyError } from '.
 import { LockHandle, LockSet, runWhileHeld } from './handle.js';
 import { compareResources, resourcePrefix } from './keys.js';
 import { LockEvents } from './lock-events.js';
+import { resolveLockMode, type LockMode } from './lock-mode.js';
 import type { LockInspection } from './lock-inspection.js';
 import { resolveTtl, resolveWaitTimeout, type ResolvedLockOptions } from './options.js';
 
@@ -16,6 +17,18 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Lease TTL in seconds for this lock, if it must differ from the client's (one lease per distinct TTL). */
   ttl?: number;
+  /**
+   * Take it as a reader of a read/write lock: shared holders run together, never with an
+   * exclusive one (the default, a writer). Fair: a reader arriving after a queued writer waits
+   * behind it. `etcdctl lock` and Go's Mutex on the same name are writers.
+   */
+  shared?: boolean;
+  /**
+   * Take one of `permits` slots of a semaphore: at most that many holders at once across every
+   * client of the prefix. Every client must give the same number for a name, else
+   * `LockModeMismatchError`.
+   */
+  permits?: number;
 }
 
 /** One resource's acquisition, as the client facade hands it to a backend. */
@@ -26,6 +39,7 @@ export interface AcquireOneOptions {
   statedTimeoutMs: number;
   tryOnly: boolean;
   signal?: AbortSignal;
+  mode: LockMode;
 }
 
 /**
@@ -77,8 +91,10 @@ export abstract class LockClient {
   /**
    * Waits for the lock (or, given a list, for every lock of the list, taken in one canonical order
    * so that two callers can never deadlock) and returns it held.
+   * With `{ permits: N }` it takes one of N permits of a semaphore; with `{ shared: true }` a shared (reader's) lock.
    * @throws LockTimeoutError when the wait timeout runs out; LockLostError when the lease is lost while waiting;
-   *   EtcdUnavailableError / EtcdAuthenticationError; InvalidLockArgumentError; the signal's reason when aborted.
+   *   EtcdUnavailableError / EtcdAuthenticationError; InvalidLockArgumentError; LockModeMismatchError when the
+   *   resource is in use as a semaphore of another size (or as a lock, for a semaphore); the signal's reason when aborted.
    */
   acquire<R extends Resources>(resource: R, options?: AcquireOptions): Promise<HeldLock<R>> {
     return this.take(resource, options, false);
@@ -126,7 +142,8 @@ export abstract class LockClient {
     const tryNow = tryOnly || waitTimeout === 0;
     // Try-only never waits; each of its requests is bounded by requestTimeout instead.
     const waitTimeoutMs = tryNow ? Infinity : waitTimeout;
-    const oneOptions = { waitTimeoutMs, statedTimeoutMs: waitTimeoutMs, tryOnly: tryNow, signal: options.signal };
+    const mode = resolveLockMode(options.shared, options.permits);
+    const oneOptions = { waitTimeoutMs, statedTimeoutMs: waitTimeoutMs, tryOnly: tryNow, signal: options.signal, mode };
     if (typeof resource === 'string' || !Array.isArray(resource)) {
       resourcePrefix(this.options.prefix, resource as string); // checks the name and the key's size, before any etcd call
       return (await this.acquireTimed(resource as string, ttl, oneOptions)) as HeldLock<R>;
@@ -190,7 +207,7 @@ export abstract class LockClient {
   }
 }
 
-const ACQUIRE_OPTIONS = new Set(['waitTimeout', 'signal', 'ttl']);
+const ACQUIRE_OPTIONS = new Set(['waitTimeout', 'signal', 'ttl', 'shared', 'permits']);
 /** Pauses between the attempts of an acquisition that etcd refused fast. */
 const ACQUIRE_RETRY = { firstMs: 50, maxMs: 1000 };
 

@@ -1,3 +1,5 @@
+import type { LockMode } from './lock-mode.js';
+
 /** One key in a resource's queue. */
 export interface LockQueueEntry {
   /** The etcd key. */
@@ -10,12 +12,19 @@ export interface LockQueueEntry {
   owner?: string;
   /** When it joined the queue (for an uncontended lock, when it was granted). */
   queuedAt?: Date;
+  /** How it holds or waits: exclusive (also every key of etcdctl and Go), shared, or a semaphore's. */
+  mode: LockMode;
 }
 
-/** A snapshot of one lock: who holds it, and who waits, in the order they will get it. */
+/**
+ * A snapshot of one lock: who holds it, and who waits, in the order they will get it. A shared
+ * lock or a semaphore may have several holders: `holders` lists them all, oldest first, and
+ * `holder` is the oldest.
+ */
 export interface LockInspection {
   resource: string;
   holder: LockQueueEntry | undefined;
+  holders: LockQueueEntry[];
   waiters: LockQueueEntry[];
 }
 

@@ -4,6 +4,7 @@ export { LockClient, type AcquireOptions, type AcquireOneOptions, type HeldLock,
 export { EtcdLockClient } from './etcd-lock-client.js';
 export { LockEvents, type LockEvent, type LockEventListener } from './lock-events.js';
 export type { LockInspection, LockQueueEntry } from './lock-inspection.js';
+export { MAX_PERMITS, type LockMode } from './lock-mode.js';
 export { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } from './options.js';
 export type { LockLogger } from './logger.js';
 export { MAX_KEY_BYTES, encodeResource, decodeResource } from './keys.js';

@@ -19,7 +19,11 @@ export class WaitScope {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly cleanups: Array<() => void> = [];
 
-  constructor(resource: string, { waitTimeoutMs, statedTimeoutMs, signal: external }: AcquireOneOptions, session: LockLease) {
+  constructor(
+    resource: string,
+    { waitTimeoutMs, statedTimeoutMs, signal: external }: Pick<AcquireOneOptions, 'waitTimeoutMs' | 'statedTimeoutMs' | 'signal'>,
+    session: LockLease,
+  ) {
     if (waitTimeoutMs <= MAX_TIMER_MS) {
       this.timer = setTimeout(() => this.abort(new LockTimeoutError(resource, statedTimeoutMs)), Math.max(0, waitTimeoutMs));
     }

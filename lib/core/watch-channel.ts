@@ -1,5 +1,5 @@
 import type { Etcd3, Namespace } from 'etcd3';
-import { DeletionWatch } from './deletion-watch.js';
+import { DeletionWatch, type WatchFor } from './deletion-watch.js';
 import type { LockLogger } from './logger.js';
 
 /**
@@ -56,10 +56,10 @@ export class WatchChannel {
     return this.open;
   }
 
-  /** Starts watching `key` for deletion on the current stream. */
-  watchDeletion(key: string): DeletionWatch {
+  /** Starts watching `key` for deletion (or as `watchFor` says) on the current stream. */
+  watchDeletion(key: string, watchFor: WatchFor = 'deletion'): DeletionWatch {
     this.keepStreamOpen();
-    const watch = this.create(key);
+    const watch = this.create(key, watchFor);
     this.open++;
     const cancel = watch.cancel.bind(watch);
     let cancelled = false;
@@ -139,7 +139,7 @@ export class WatchChannel {
     }
   }
 
-  private create(key: string): DeletionWatch {
+  private create(key: string, watchFor: WatchFor = 'deletion'): DeletionWatch {
     const pending = this.pending;
     // etcd3 sends a create at once only when none is pending on the stream; then its `connecting`
     // event fires inside the constructor, before the watch can listen.
@@ -152,6 +152,7 @@ export class WatchChannel {
       pending.size === 0,
       () => pending.delete(watch),
       () => this.rebuild(generation, `a watch create was not confirmed within ${this.armTimeoutMs} ms`),
+      watchFor,
     );
     if (watch.progress !== 'armed' && watch.progress !== 'answered') pending.add(watch);
     return watch;

@@ -4,8 +4,12 @@ import {
   LockBusyError,
   type LockClient,
   type LockHandle,
+  type LockMode,
   LockSet,
+  LockUpgradeError,
+  resolveLockMode,
   runWhileHeld,
+  sameMode,
 } from '../core/index.js';
 import { lockScope, SharedHold, type LockScope } from './held-locks.js';
 import { LockOrderError } from './lock-order.error.js';
@@ -35,7 +39,9 @@ export interface EnteredLock {
  * gives a LockHandle, a list a LockSet. A lock that is released, being released or lost is never
  * borrowed. Every lock waited for is ordered after every lock the chain holds, so nested calls
  * keep the deadlock-free order of lists; one ordered before is taken only if free (else
- * {@link LockOrderError}).
+ * {@link LockOrderError}). A held exclusive lock lends itself to a shared request; any other
+ * change of mode on a held resource (shared to exclusive, a semaphore to a lock) is refused with
+ * {@link LockUpgradeError}: waiting for it would deadlock on the chain's own key.
  */
 export async function enterLock(
   client: LockClient,
@@ -46,9 +52,11 @@ export async function enterLock(
   const chain = outer?.chains.get(client);
   const wanted = typeof resources === 'string' ? [resources] : [...new Set(resources)];
   const borrowed: SharedHold[] = [];
+  const mode = resolveLockMode(options.shared, options.permits);
   try {
     for (const resource of wanted) {
       const hold = chain?.holds.get(resource);
+      if (hold?.held && !lends(hold.handle.mode, mode)) throw new LockUpgradeError(resource, hold.handle.mode, mode);
       if (hold?.join()) borrowed.push(hold);
     }
   } catch (err) {
@@ -81,6 +89,11 @@ export async function enterLock(
     }));
   const chains = new Map(outer?.chains).set(client, { holds, current: lock });
   return { lock, scope: { chains, current: lock }, leave, exit };
+}
+
+/** Whether a lock held as `held` covers a nested request for `wanted` on the same resource. */
+function lends(held: LockMode, wanted: LockMode): boolean {
+  return sameMode(held, wanted) || (held.kind === 'exclusive' && wanted.kind === 'shared');
 }
 
 /**

@@ -7,9 +7,13 @@ import {
   LockHandle,
   type LockInspection,
   type LockQueueEntry,
+  modeOfKey,
+  modeSuffix,
   resolveLockOptions,
   resourcePrefix,
   type SessionStatus,
+  splitQueue,
+  turnOf,
   waiterKey,
   WaitScope,
 } from '../core/index.js';
@@ -29,8 +33,9 @@ interface QueueEntry {
 
 /**
  * The lock client without etcd, for unit tests of code that uses locks: the same API and
- * semantics as {@link EtcdLockClient} (FIFO queues, try-only, wait timeouts, abort signals,
- * rising fencing tokens, re-entrant `withLock` through `LockService`), in one process. Tests can
+ * semantics as {@link EtcdLockClient} (FIFO queues, shared locks and semaphores by the same rule,
+ * try-only, wait timeouts, abort signals, rising fencing tokens, re-entrant `withLock` through
+ * `LockService`), in one process. Tests can
  * make a lease or a single lock be lost with {@link loseLease} and {@link loseLock}.
  */
 export class InMemoryLockClient extends LockClient {
@@ -60,9 +65,9 @@ export class InMemoryLockClient extends LockClient {
   }
 
   async inspect(resource: string): Promise<LockInspection> {
-    resourcePrefix(this.options.prefix, resource);
-    const [holder, ...waiters] = (this.queues.get(resource) ?? []).map(toInspectionEntry);
-    return { resource, holder, waiters };
+    const prefix = resourcePrefix(this.options.prefix, resource);
+    const { holders, waiters } = splitQueue(resource, prefix, (this.queues.get(resource) ?? []).map(toInspectionEntry));
+    return { resource, holder: holders[0], holders, waiters };
   }
 
   async close(): Promise<void> {
@@ -79,7 +84,7 @@ export class InMemoryLockClient extends LockClient {
     for (const queue of [...this.queues.values()]) queue.filter(e => e.lease === lost).forEach(e => this.remove(e));
   }
 
-  /** Test control: the current holder of `resource` loses it, as when its key is deleted. */
+  /** Test control: the current (oldest) holder of `resource` loses it, as when its key is deleted. */
   loseLock(resource: string, reason = 'its key was deleted (simulated by the test)'): void {
     const holder = this.queues.get(resource)?.[0];
     if (!holder) throw new Error(`no one holds "${resource}"`);
@@ -89,19 +94,24 @@ export class InMemoryLockClient extends LockClient {
 
   protected async acquireOne(resource: string, _ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     if (this.closed) throw new LockClientClosedError();
-    const key = waiterKey(resourcePrefix(this.options.prefix, resource), this.lease.leaseHex, ++this.sequence);
+    const { mode } = options;
+    const prefix = resourcePrefix(this.options.prefix, resource);
+    const key = waiterKey(prefix, this.lease.leaseHex, ++this.sequence, modeSuffix(mode));
     const queue = this.queues.get(resource) ?? [];
-    if (options.tryOnly && queue.length > 0) throw new LockBusyError(resource);
+    const turn = () => turnOf(resource, mode, prefix, queue.slice(0, queue.indexOf(entry)).map(toQueuedKey));
+    // As on etcd: nothing is queued when the mode does not match, nor by a try-only call that would wait.
+    const ahead = queue.map(toQueuedKey);
+    if (!turnOf(resource, mode, prefix, ahead).enter && options.tryOnly) throw new LockBusyError(resource);
     const entry: QueueEntry = { resource, key, token: ++this.revision, lease: this.lease, queuedAt: new Date() };
     queue.push(entry);
     this.queues.set(resource, queue);
     const scope = new WaitScope(resource, options, entry.lease);
     try {
-      if (queue[0] !== entry) this.events.emit({ type: 'waiting', resource, key });
-      while (queue[0] !== entry) {
+      if (!turn().enter) this.events.emit({ type: 'waiting', resource, key });
+      while (!turn().enter) {
         await scope.race(new Promise<void>(resolve => (entry.wake = resolve)));
       }
-      const handle = new LockHandle(resource, key, entry.token, entry.lease, async () => this.remove(entry), this.events);
+      const handle = new LockHandle(resource, key, entry.token, entry.lease, async () => this.remove(entry), this.events, mode);
       this.handles.set(entry, handle);
       return handle;
     } catch (err) {
@@ -118,7 +128,8 @@ export class InMemoryLockClient extends LockClient {
     if (!queue || index < 0) return;
     queue.splice(index, 1);
     if (queue.length === 0) this.queues.delete(entry.resource);
-    else if (index === 0) queue[0].wake?.();
+    // Every waiter behind looks again (in one process a herd costs nothing).
+    else for (const behind of queue.slice(index)) behind.wake?.();
   }
 
   private newLease(): InMemoryLease {
@@ -127,5 +138,16 @@ export class InMemoryLockClient extends LockClient {
 }
 
 function toInspectionEntry(entry: QueueEntry): LockQueueEntry {
-  return { key: entry.key, leaseId: entry.lease.leaseHex, fencingToken: entry.token, owner: `${process.pid}`, queuedAt: entry.queuedAt };
+  return {
+    key: entry.key,
+    leaseId: entry.lease.leaseHex,
+    fencingToken: entry.token,
+    owner: `${process.pid}`,
+    queuedAt: entry.queuedAt,
+    mode: modeOfKey(entry.key),
+  };
+}
+
+function toQueuedKey(entry: QueueEntry): { key: string; createRevision: string } {
+  return { key: entry.key, createRevision: entry.token.toString() };
 }

@@ -1,11 +1,14 @@
 import {
   InvalidLockArgumentError,
+  LockBusyError,
   LockHandle,
+  LockModeMismatchError,
   LockLostError,
   LockSet,
   LockTimeoutError,
   type LockClient,
   type LockEvent,
+  type LockInspection,
 } from '../../lib/index.js';
 import { waitFor } from '../support/wait.js';
 
@@ -21,6 +24,10 @@ export interface ContractTarget {
  * The behaviour every LockClient must show. Run against the etcd client and the in-memory one,
  * it keeps the test double honest.
  */
+function tokenOf(view: LockInspection, key: string): number {
+  return Number([...view.holders, ...view.waiters].find(entry => entry.key === key)!.fencingToken);
+}
+
 export function lockClientContract(name: string, create: () => Promise<ContractTarget>): void {
   describe(`LockClient contract: ${name}`, () => {
     let target: ContractTarget;
@@ -65,7 +72,7 @@ export function lockClientContract(name: string, create: () => Promise<ContractT
       }
       await previous.release();
       expect(order.every((token, i) => token > (i === 0 ? holder.fencingToken : order[i - 1]))).toBe(true);
-      expect(await client.inspect(resource)).toEqual({ resource, holder: undefined, waiters: [] });
+      expect(await client.inspect(resource)).toEqual({ resource, holder: undefined, holders: [], waiters: [] });
     });
 
     it('never lets two holders in at once', async () => {
@@ -192,6 +199,153 @@ export function lockClientContract(name: string, create: () => Promise<ContractT
       expect(view.waiters[0].fencingToken > holder.fencingToken).toBe(true);
       await holder.release();
       await (await first).release();
+    });
+
+    /**
+     * Runs a section per mode, all at once; resolves with the most that overlapped and whether a
+     * writer ever had company. A section stays until `fill` are inside (or every section has
+     * entered), so that reaching `fill` does not depend on timing.
+     */
+    async function overlapOf(
+      modes: Array<{ shared?: boolean; permits?: number }>,
+      fill = 1,
+    ): Promise<{ max: number; writerWithOthers: boolean }> {
+      let inside = 0;
+      let entered = 0;
+      let writers = 0;
+      let max = 0;
+      let writerWithOthers = false;
+      await Promise.all(
+        modes.map(mode =>
+          client.withLock(
+            resource,
+            async () => {
+              inside++;
+              entered++;
+              if (!mode.shared && mode.permits === undefined) writers++;
+              max = Math.max(max, inside);
+              if (writers > 0 && inside > 1) writerWithOthers = true;
+              await waitFor(() => inside >= fill || entered === modes.length, { message: `${fill} inside`, intervalMs: 2 });
+              await new Promise(resolve => setTimeout(resolve, 5));
+              if (!mode.shared && mode.permits === undefined) writers--;
+              inside--;
+            },
+            mode,
+          ),
+        ),
+      );
+      return { max, writerWithOthers };
+    }
+
+    describe('semaphore', () => {
+      it('grants up to N holders at once, queues the next in arrival order, and lets it in when one leaves', async () => {
+        const held = await Promise.all([1, 2, 3].map(() => client.acquire(resource, { permits: 3 })));
+        const next = await queue(1, { permits: 3 });
+        const view = await client.inspect(resource);
+        expect(view.holders.map(h => h.key)).toEqual(held.map(h => h.key).sort((a, b) => tokenOf(view, a) - tokenOf(view, b)));
+        expect(view.holders[0].mode).toEqual({ kind: 'semaphore', permits: 3 });
+        expect(await client.tryAcquire(resource, { permits: 3 })).toBeNull();
+        expect((await client.inspect(resource)).waiters).toHaveLength(1);
+        await held[1].release();
+        const granted = await next.granted;
+        expect(granted.fencingToken > held[2].fencingToken).toBe(true);
+        expect(granted.mode).toEqual({ kind: 'semaphore', permits: 3 });
+        await Promise.all([held[0], held[2], granted].map(h => h.release()));
+        expect(await client.inspect(resource)).toEqual({ resource, holder: undefined, holders: [], waiters: [] });
+      });
+
+      it('never lets more than N in at once', async () => {
+        const { max } = await overlapOf(
+          Array.from({ length: 12 }, () => ({ permits: 3 })),
+          3,
+        );
+        expect(max).toBe(3);
+      });
+
+      it('refuses another number of permits on the same name, naming both, and queues nothing', async () => {
+        const held = await client.acquire(resource, { permits: 3 });
+        const error = await client.acquire(resource, { permits: 2 }).catch(e => e);
+        expect(error).toBeInstanceOf(LockModeMismatchError);
+        expect(error).toMatchObject({
+          resource,
+          requested: { kind: 'semaphore', permits: 2 },
+          existing: { kind: 'semaphore', permits: 3 },
+        });
+        expect(error.message).toBe(`Lock "${resource}" is in use as a semaphore of 3 permits; refused a semaphore of 2 permits on it`);
+        expect((await client.inspect(resource)).waiters).toEqual([]);
+        await held.release();
+        // Once the semaphore is gone, the name is free for another size.
+        await (await client.acquire(resource, { permits: 2 })).release();
+      });
+
+      it('a semaphore waiter that times out leaves no key and does not stall the queue', async () => {
+        const held = await client.acquire(resource, { permits: 1 });
+        await expect(client.acquire(resource, { permits: 1, waitTimeout: 100 })).rejects.toBeInstanceOf(LockTimeoutError);
+        await waitFor(async () => (await client.inspect(resource)).waiters.length === 0, { message: 'timed-out waiter gone' });
+        const next = await queue(1, { permits: 1 });
+        await held.release();
+        await (await next.granted).release();
+      });
+    });
+
+    describe('read/write lock', () => {
+      it('lets readers hold together, and a reader arriving after a queued writer waits behind it', async () => {
+        const readers = await Promise.all([1, 2].map(() => client.acquire(resource, { shared: true })));
+        expect((await client.inspect(resource)).holders).toHaveLength(2);
+        const writer = await queue(1);
+        expect(await client.tryAcquire(resource, { shared: true })).toBeNull();
+        const lateReader = await queue(2, { shared: true });
+        await readers[0].release();
+        expect((await client.inspect(resource)).waiters).toHaveLength(2);
+        await readers[1].release();
+        const written = await writer.granted;
+        expect((await client.inspect(resource)).waiters).toHaveLength(1);
+        await written.release();
+        const read = await lateReader.granted;
+        expect(read.mode).toEqual({ kind: 'shared' });
+        expect(read.fencingToken > written.fencingToken).toBe(true);
+        await read.release();
+      });
+
+      it('never lets a writer in with anyone else, and lets readers overlap', async () => {
+        const modes = Array.from({ length: 16 }, (_, i) => (i % 4 === 3 ? {} : { shared: true }));
+        const { max, writerWithOthers } = await overlapOf(modes);
+        expect(writerWithOthers).toBe(false);
+        expect(max).toBeGreaterThan(1);
+      });
+
+      it('tryAcquire shared succeeds beside readers and returns null beside a writer', async () => {
+        const reader = await client.acquire(resource, { shared: true });
+        const second = await client.tryAcquire(resource, { shared: true });
+        expect(second).toBeInstanceOf(LockHandle);
+        expect(await client.tryAcquire(resource)).toBeNull();
+        await Promise.all([reader.release(), second!.release()]);
+        const writer = await client.acquire(resource);
+        await expect(client.acquire(resource, { shared: true, waitTimeout: 0 })).rejects.toBeInstanceOf(LockBusyError);
+        expect((await client.inspect(resource)).waiters).toEqual([]);
+        await writer.release();
+      });
+
+      it('refuses a shared lock on a semaphore', async () => {
+        const held = await client.acquire(resource, { permits: 2 });
+        await expect(client.acquire(resource, { shared: true })).rejects.toBeInstanceOf(LockModeMismatchError);
+        await waitFor(async () => (await client.inspect(resource)).waiters.length === 0, { message: 'refused reader gone' });
+        await held.release();
+      });
+    });
+
+    it('refuses bad permits and shared options with InvalidLockArgumentError', async () => {
+      for (const permits of [0, -1, 1.5, Number.NaN, Infinity, 2 ** 31]) {
+        await expect(client.acquire(resource, { permits })).rejects.toThrow(InvalidLockArgumentError);
+      }
+      await expect(client.acquire(resource, { permits: '3' as unknown as number })).rejects.toThrow(
+        new InvalidLockArgumentError('permits', 'expected a whole number from 1 to 2147483647, got "3"'),
+      );
+      await expect(client.acquire(resource, { shared: 'yes' as unknown as boolean })).rejects.toThrow(
+        new InvalidLockArgumentError('shared', 'expected a boolean, got "yes"'),
+      );
+      await expect(client.acquire(resource, { shared: true, permits: 2 })).rejects.toThrow(InvalidLockArgumentError);
+      expect((await client.inspect(resource)).holders).toEqual([]);
     });
 
     it('refuses an empty resource name with InvalidLockArgumentError', async () => {

@@ -93,6 +93,18 @@ describe('etcd wire encoding', () => {
     });
   });
 
+  it('encodes an oldest-first range (a semaphore counts the keys ahead from the oldest)', () => {
+    const decoded = codec.requestDeserialize(
+      encodeTxn({
+        compare: [],
+        success: [{ range: { key: buf('p/'), rangeEnd: buf('p0'), oldestFirst: true, limit: 4, maxCreateRevision: '41' } }],
+      }),
+    );
+    expect(decoded).toMatchObject({
+      success: [{ request_range: { sort_order: 'Ascend', sort_target: 'Create', limit: '4', max_create_revision: '41', keys_only: true } }],
+    });
+  });
+
   it('frames long keys (multi-byte lengths) and large lease ids exactly', () => {
     const key = Buffer.alloc(9000, 'k');
     const decoded = codec.requestDeserialize(

@@ -44,6 +44,8 @@ export interface KeysRange {
   limit?: number;
   /** Newest first by create revision. */
   newestFirst?: boolean;
+  /** Oldest first by create revision. */
+  oldestFirst?: boolean;
   /** Decimal int64: only keys created at or before this revision. */
   maxCreateRevision?: string;
 }
@@ -61,6 +63,7 @@ const LENGTH_DELIMITED = 2;
 
 // Enum values of rpc.proto.
 const COMPARE_TARGET_CREATE = 1;
+const SORT_ORDER_ASCEND = 1;
 const SORT_ORDER_DESCEND = 2;
 const SORT_TARGET_CREATE = 2;
 
@@ -99,6 +102,7 @@ function encodeRange(range: KeysRange): Buffer {
   if (range.rangeEnd) out.bytes(2, range.rangeEnd);
   if (range.limit) out.varint(3, range.limit);
   if (range.newestFirst) out.varint(5, SORT_ORDER_DESCEND).varint(6, SORT_TARGET_CREATE);
+  else if (range.oldestFirst) out.varint(5, SORT_ORDER_ASCEND).varint(6, SORT_TARGET_CREATE);
   out.varint(8, 1); // keys_only
   if (range.maxCreateRevision !== undefined) out.int64(13, range.maxCreateRevision);
   return out.finish();

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
-import { LockService, type LockHandle } from '../../../lib/index.js';
+import { InvalidLockArgumentError, LockService, LockUpgradeError, type LockHandle } from '../../../lib/index.js';
+import { defineLocked } from '../../../lib/nest/locked-options.js';
 import { InMemoryLockClient } from '../../../lib/testing/index.js';
 import { waitFor } from '../../support/wait.js';
 import { FireController } from '../../nest/fixtures/fire.controller.js';
@@ -184,6 +185,44 @@ describe('re-entrancy lends only a lock that is held', () => {
     it('takes a key ordered before a held one when it is free (nothing waits, so nothing can deadlock)', async () => {
       expect(await locks.withLock('order-z', () => locks.withLock('order-a', () => 'free'))).toBe('free');
       expect(await waiters('order-a')).toBe(0);
+    });
+  });
+
+  describe('modes', () => {
+    it('lends an exclusive lock to a nested shared call, and a shared one to a nested shared call', async () => {
+      const keys = await locks.withLock('mode:a', outer =>
+        locks.withLock('mode:a', inner => [outer.key, inner.key, inner.mode.kind], { shared: true }),
+      );
+      expect(keys[0]).toBe(keys[1]);
+      expect(keys[2]).toBe('exclusive');
+      const shared = await locks.withLock('mode:b', outer => locks.withLock('mode:b', inner => inner === outer, { shared: true }), {
+        shared: true,
+      });
+      expect(shared).toBe(true);
+    });
+
+    it('refuses shared → exclusive inside one call chain with LockUpgradeError, never waiting on itself', async () => {
+      const error = await locks
+        .withLock('mode:c', () => locks.withLock('mode:c', () => 'upgraded'), { shared: true })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockUpgradeError);
+      expect(error).toMatchObject({ resource: 'mode:c', held: { kind: 'shared' }, requested: { kind: 'exclusive' } });
+      expect((await locks.inspect('mode:c')).holders).toEqual([]);
+    });
+
+    it('refuses a semaphore permit inside an exclusive lock of the same name', async () => {
+      await expect(locks.withLock('mode:d', () => locks.withLock('mode:d', () => 1, { permits: 2 }))).rejects.toBeInstanceOf(
+        LockUpgradeError,
+      );
+    });
+
+    it('a @Locked-style shared definition is checked when declared', () => {
+      expect(() => defineLocked('x', { shared: true, permits: 2 })).toThrow(InvalidLockArgumentError);
+      expect(() => defineLocked('x', { permits: 0 })).toThrow(
+        new InvalidLockArgumentError('@Locked option permits', 'expected a whole number from 1 to 2147483647, got number 0'),
+      );
+      expect(defineLocked('x', { permits: 3 }).options).toMatchObject({ permits: 3 });
+      expect(defineLocked('x', { shared: true }).options).toMatchObject({ shared: true });
     });
   });
 });
