@@ -18,7 +18,7 @@ import { heartbeatParts } from './ticks/heartbeat.parts.js';
 
 const heartbeat = heartbeatParts();
 
-/** The sample service: seat bookings, account transfers, counters and (HEARTBEAT=1) a once-per-tick heartbeat, all state in etcd. */
+/** The sample service: seat bookings, account transfers, counters and (HEARTBEAT=1) a once-per-tick heartbeat and a leader-only report, all state in etcd. */
 @Module({
   imports: [
     AppConfigModule,
@@ -30,6 +30,7 @@ const heartbeat = heartbeatParts();
         prefix: config.lockPrefix,
         ttl: config.lockTtl,
         waitTimeout: config.lockWaitTimeoutMs,
+        ...heartbeat.lockOptions(config.instance),
       }),
     }),
     ...heartbeat.imports,

@@ -1,7 +1,8 @@
 import type { LockError } from './errors.js';
 import type { LockLogger } from './logger.js';
+import type { TickEvent } from './tick-events.js';
 
-/** What happens to locks, for metrics and debugging. Times are in ms. */
+/** What happens to locks, and to the ticks of `@OncePerTick` jobs, for metrics and debugging. Times are in ms. */
 export type LockEvent =
   /** Queued behind another holder. */
   | { type: 'waiting'; resource: string; key: string }
@@ -9,7 +10,9 @@ export type LockEvent =
   | { type: 'released'; resource: string; key: string; heldMs: number }
   | { type: 'lost'; resource: string; key: string; heldMs: number; reason: string }
   /** An acquisition that did not succeed: timeout, busy, aborted, etcd unavailable, ... */
-  | { type: 'failed'; resource: string; waitedMs: number; error: unknown };
+  | { type: 'failed'; resource: string; waitedMs: number; error: unknown }
+  /** A tick this instance runs (`tick`), whose run ended (`tick-ended`), or that it did not run (`skipped`). */
+  | TickEvent;
 
 export type LockEventListener = (event: LockEvent) => void;
 
@@ -49,6 +52,16 @@ function describeEvent(event: LockEvent): string {
     case 'lost':
       return `lost "${event.resource}" after ${event.heldMs.toFixed(1)} ms: ${event.reason}`;
     case 'failed':
-      return `failed to acquire "${event.resource}" after ${event.waitedMs.toFixed(1)} ms: ${(event.error as LockError)?.message ?? String(event.error)}`;
+      return `failed to acquire "${event.resource}" after ${event.waitedMs.toFixed(1)} ms: ${errorMessage(event.error)}`;
+    case 'tick':
+      return `tick ${event.scheduledAt.toISOString()} of "${event.job}" claimed after ${event.claimMs.toFixed(1)} ms, fencing token ${event.fencingToken}`;
+    case 'tick-ended':
+      return `tick ${event.scheduledAt.toISOString()} of "${event.job}" ${event.error === undefined ? 'ran' : `failed (${errorMessage(event.error)})`} in ${event.durationMs.toFixed(1)} ms`;
+    case 'skipped':
+      return `tick ${event.scheduledAt?.toISOString() ?? '(none)'} of "${event.job}" skipped: ${event.reason}${event.error === undefined ? '' : ` (${errorMessage(event.error)})`}`;
   }
+}
+
+function errorMessage(error: unknown): string {
+  return (error as LockError)?.message ?? String(error);
 }

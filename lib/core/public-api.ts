@@ -9,6 +9,7 @@ export { resolveLockOptions, type LockClientOptions, type ResolvedLockOptions } 
 export type { LockLogger } from './logger.js';
 export { MAX_KEY_BYTES, encodeResource, decodeResource } from './keys.js';
 export { TickClaims, type TickClaimRequest, type TickClaimResult, type TickOverlap, type TickSkipReason } from './tick-claims.js';
+export type { TickEvent, TickSkip } from './tick-events.js';
 export { EtcdTickClaims } from './etcd-tick-claims.js';
 export { Elections, type CampaignOptions, type LeaderInfo, type LeaderListener } from './elections.js';
 export { EtcdElections } from './etcd-elections.js';

@@ -3,6 +3,18 @@ import { Observable } from 'rxjs';
 import type { CampaignOptions, Elections, LeaderInfo, Leadership } from '../core/index.js';
 import { ELECTION_OPTIONS, ELECTIONS, type ResolvedElectionOptions } from './election-options.js';
 
+/** Where this instance stands in one election it campaigned in through `ElectionService`. */
+export interface ElectionStanding {
+  name: string;
+  /** Leads it now (see `ElectionService.leadership`). */
+  leader: boolean;
+  /** Campaigns in or leads it now (false once resigned or lost, until it campaigns again). */
+  campaigning: boolean;
+  /** While leader: the leadership's fencing token and proclaimed value. */
+  fencingToken?: bigint;
+  value?: string;
+}
+
 /** Pause before campaigning again after a failed campaign, at first and at most (ms). */
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
@@ -25,6 +37,8 @@ const RETRY_MAX_MS = 5000;
 export class ElectionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   /** The leaderships this service's campaigns won and that are still held, by election name. */
   private readonly held = new Map<string, Leadership>();
+  /** Every election name campaigned in through this service, in first-campaign order. */
+  private readonly names = new Set<string>();
   private readonly stopAuto = new AbortController();
   private auto: Promise<void> | undefined;
 
@@ -40,6 +54,8 @@ export class ElectionService implements OnApplicationBootstrap, BeforeApplicatio
    *   AlreadyCampaigningError when this instance already campaigns in `name`; InvalidLockArgumentError.
    */
   async campaign(name: string, value: string, options?: CampaignOptions): Promise<Leadership> {
+    this.elections.keyPrefix(name);
+    this.names.add(name);
     const leadership = await this.elections.campaign(name, value, options);
     this.held.set(name, leadership);
     return leadership;
@@ -76,6 +92,17 @@ export class ElectionService implements OnApplicationBootstrap, BeforeApplicatio
   /** True while this instance leads election `name` (see {@link leadership}). */
   isLeader(name = 'default'): boolean {
     return this.leadership(name) !== undefined;
+  }
+
+  /** Where this instance stands in each election it campaigned in through this service: for health checks. */
+  standings(): ElectionStanding[] {
+    return [...this.names].map(name => {
+      const leadership = this.leadership(name);
+      const campaigning = this.elections.campaigning(name);
+      return leadership
+        ? { name, leader: true, campaigning, fencingToken: leadership.fencingToken, value: leadership.value }
+        : { name, leader: false, campaigning };
+    });
   }
 
   onApplicationBootstrap(): void {

@@ -11,6 +11,6 @@ export { LockInterceptor } from './lock.interceptor.js';
 export { LockExceptionFilter } from './lock-exception.filter.js';
 export { lockErrorToHttp, type LockHttpResponse } from './lock-http-status.js';
 export { CurrentLock, LockSignal } from './lock-params.decorators.js';
-export { ElectionService } from './election.service.js';
+export { ElectionService, type ElectionStanding } from './election.service.js';
 export { LeaderOnly } from './leader-only.decorator.js';
 export type { AutoElectionOptions, ElectionModuleOptions } from './election-options.js';

@@ -68,12 +68,14 @@ export class OncePerTickExplorer implements OnModuleInit, OnApplicationBootstrap
           );
         names.set(name, label);
         const claims = this.tickClaims();
+        const client = this.lockClient();
         const runner = new TickRunner(
           { name, schedule: scheduleOf(method, label), overlap: definition.overlap },
           claims,
-          event => this.ticks.emit(event),
+          // LockService.events$ carries them too, beside the claims' lock events.
+          event => (this.ticks.emit(event), client.events.emit(event)),
           claims.logger,
-          this.lockClient(),
+          client,
         );
         this.ticks.track(runner.status);
         tickRuntime.bind(instance, key, runner);

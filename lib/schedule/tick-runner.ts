@@ -1,6 +1,14 @@
-import { type LockClient, type LockLogger, runWhileHeld, type TickClaims, type TickOverlap } from '../core/index.js';
+import {
+  type LockClient,
+  type LockLogger,
+  runWhileHeld,
+  type TickClaims,
+  type TickEvent,
+  type TickOverlap,
+  type TickSkip,
+} from '../core/index.js';
 import { lockScope } from '../nest/held-locks.js';
-import type { TickEvent, TickJobStatus, TickSkip } from './tick-events.js';
+import type { TickJobStatus } from './tick-job-status.js';
 import type { TickSchedule } from './tick-schedule.js';
 
 /** Everything one `@OncePerTick` method needs at call time. */
@@ -79,11 +87,12 @@ export class TickRunner {
     this.status.lastSkip = { scheduledAt, reason };
     this.status.skipped[reason] = (this.status.skipped[reason] ?? 0) + 1;
     this.emit({ type: 'skipped', job: this.job.name, scheduledAt, reason, ...(error === undefined ? {} : { error }) });
-    const message = `tick ${scheduledAt?.toISOString() ?? '(none)'} of "${this.job.name}" skipped: ${reason}`;
-    // Others running the tick is the normal outcome; a tick that may have run nowhere is worth a warning.
-    if (reason === 'unavailable' || reason === 'late')
-      this.logger.warn(`${message}${error ? ` (${(error as Error).message ?? String(error)})` : ''}`);
-    else this.logger.debug?.(message);
+    // Others running the tick is the normal outcome (the event's debug line says so); a tick that
+    // may have run nowhere is worth a warning.
+    if (reason === 'unavailable' || reason === 'late') {
+      const cause = error ? ` (${(error as Error).message ?? String(error)})` : '';
+      this.logger.warn(`tick ${scheduledAt?.toISOString() ?? '(none)'} of "${this.job.name}" skipped: ${reason}${cause}`);
+    }
     return undefined;
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
-import type { TickEvent, TickJobStatus } from './tick-events.js';
+import type { TickEvent } from '../core/index.js';
+import type { TickJobStatus } from './tick-job-status.js';
 
 /**
  * The ticks of this application's `@OncePerTick` jobs: every claim won, run ended and tick

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
           lockPrefix: `demo-${run}/locks/`,
           statePrefix: `demo-${run}/state/`,
           lockTtl: 5,
-          env: { AUDIT_INTERVAL_MS: '500', HEARTBEAT: '1', TICK_PREFIX: `demo-${run}/ticks/` },
+          env: { AUDIT_INTERVAL_MS: '500', HEARTBEAT: '1', TICK_PREFIX: `demo-${run}/ticks/`, ELECTION_PREFIX: `demo-${run}/elections/` },
         }),
       ),
     );
@@ -79,6 +79,17 @@ async function main(): Promise<void> {
       `@OncePerTick heartbeat (every second, on all ${INSTANCES} instances): ${heartbeat.ticks} ticks, ` +
         `${heartbeat.ranTwice.length} ran twice, ${heartbeat.missed.length} missed (runs: ${perInstance}; skips: ${JSON.stringify(heartbeat.skipped)})`,
     );
+    const { runsPerInstance, leading, lastReport } = heartbeat.leader;
+    const ran = Object.entries(runsPerInstance).filter(([, runs]) => runs > 0);
+    step(
+      `@LeaderOnly occupancy report (every 500 ms, on all ${INSTANCES} instances): led by ${leading.join(', ') || 'nobody'}; ` +
+        `runs: ${Object.entries(runsPerInstance)
+          .map(([name, runs]) => `${name} ${runs}`)
+          .join(', ')}` +
+        (lastReport ? `; last report by ${lastReport.by}: ${lastReport.booked} seats booked at revision ${lastReport.revision}` : ''),
+    );
+    // Leadership moves only when a leader's lease is lost (a starved machine); say so when it did.
+    if (ran.length > 1) console.log(`  the leadership moved during the demo: the report ran on ${ran.map(([name]) => name).join(', ')}`);
     // A miss is possible on a starved machine (the cron package drops a firing more than 250 ms late); twice never.
     if (heartbeat.missed.length > 0) console.log(`  heartbeat ticks that ran nowhere: ${heartbeat.missed.join(', ')}`);
     if (heartbeat.ranTwice.length > 0) {

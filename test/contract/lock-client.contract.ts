@@ -159,7 +159,7 @@ export function lockClientContract(name: string, create: () => Promise<ContractT
 
     it('reports waiting, acquired, released and failed events', async () => {
       const events: LockEvent[] = [];
-      const unsubscribe = client.events.subscribe(event => event.resource === resource && events.push(event));
+      const unsubscribe = client.events.subscribe(event => 'resource' in event && event.resource === resource && events.push(event));
       try {
         const holder = await client.acquire(resource);
         const waiter = await queue(1);

@@ -1,10 +1,12 @@
 import { jest } from '@jest/globals';
-import { Controller, Get, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Injectable, type INestApplication } from '@nestjs/common';
+import { Cron, ScheduleModule } from '@nestjs/schedule';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { EtcdLockModule, LockService } from '../../lib/index.js';
+import { ElectionService, EtcdLockModule, LockService, type LockEvent } from '../../lib/index.js';
 import { EtcdLockHealthIndicator } from '../../lib/health/index.js';
+import { EtcdLockScheduleModule, OncePerTick } from '../../lib/schedule/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 import { uniquePrefix } from './fixtures/test-app.js';
@@ -102,5 +104,73 @@ describe('EtcdLockHealthIndicator after a lease loss (real etcd paused past the 
     expect(res.body.details.locks).toMatchObject({ status: 'up', session: 'alive' });
     expect(locks.status().leaseId).not.toBe(oldLease);
     await lock.release();
+  });
+});
+
+@Injectable()
+class Heartbeat {
+  @Cron('* * * * * *')
+  @OncePerTick({ name: 'heartbeat' })
+  beat(): void {}
+}
+
+describe('ticks and leadership on real etcd: LockService.events$ and the health indicator', () => {
+  let etcd: EtcdCluster;
+  const apps: INestApplication[] = [];
+  const events: LockEvent[][] = [];
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    const prefix = uniquePrefix('health-ticks');
+    for (const value of ['a', 'b']) {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          ScheduleModule.forRoot(),
+          TerminusModule.forRoot({ logger: false }),
+          EtcdLockModule.forRoot({
+            hosts: etcd.endpoints,
+            prefix,
+            electionPrefix: `${prefix}elections/`,
+            election: { value },
+            logger: false,
+          }),
+          EtcdLockScheduleModule.forRoot({ prefix: `${prefix}ticks/` }),
+        ],
+        controllers: [HealthController],
+        providers: [EtcdLockHealthIndicator, Heartbeat],
+      }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      const seen: LockEvent[] = [];
+      app.get(LockService).events$.subscribe(event => seen.push(event));
+      await app.init();
+      apps.push(app);
+      events.push(seen);
+      if (value === 'a') await waitFor(() => app.get(ElectionService).isLeader(), { message: 'a leads' });
+    }
+  });
+  afterAll(async () => {
+    await Promise.all(apps.map(app => app.close()));
+    await etcd?.close();
+  });
+
+  it('each instance sees the ticks it ran and skipped with their scheduled time; /health shows them and who leads', async () => {
+    const ticks = (seen: LockEvent[], type: 'tick' | 'skipped') =>
+      seen.flatMap(e => (e.type === type && e.scheduledAt ? [e.scheduledAt.toISOString()] : []));
+    await waitFor(() => events.every(seen => ticks(seen, 'tick').length > 0 && ticks(seen, 'skipped').length > 0), {
+      timeoutMs: 15_000,
+      message: 'each instance ran a tick and skipped one',
+    });
+    const [ranA, ranB] = events.map(seen => ticks(seen, 'tick'));
+    expect(ranA!.filter(t => ranB!.includes(t))).toEqual([]);
+    expect(events[1]!.find(e => e.type === 'skipped')).toMatchObject({ job: 'heartbeat', reason: 'claimed-elsewhere' });
+
+    const [healthA, healthB] = await Promise.all(apps.map(app => request(app.getHttpServer()).get('/health')));
+    expect(healthA!.body.details.locks).toMatchObject({ status: 'up', elections: { default: { leader: true, value: 'a' } } });
+    expect(healthB!.body.details.locks).toMatchObject({ status: 'up', elections: { default: { leader: false, campaigning: true } } });
+    for (const health of [healthA!, healthB!])
+      expect(health.body.details.locks.ticks.heartbeat).toMatchObject({
+        lastRun: { scheduledAt: expect.stringMatching(/\.000Z$/) },
+        lastSkip: { reason: 'claimed-elsewhere' },
+      });
   });
 });

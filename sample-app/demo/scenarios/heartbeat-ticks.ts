@@ -1,6 +1,7 @@
 import { getJson } from '../http-json.js';
 import type { TickJobStatus } from '../../../lib/schedule/index.js';
 import type { HeartbeatRun } from '../../ticks/heartbeat.job.js';
+import type { OccupancyReport } from '../../ticks/occupancy-report.job.js';
 
 /** What the instances' heartbeat runs say about the once-per-tick guarantee. */
 export interface HeartbeatTicks {
@@ -14,14 +15,20 @@ export interface HeartbeatTicks {
   perInstance: Record<string, number>;
   /** Why instances skipped heartbeat ticks, summed over instances. */
   skipped: Record<string, number>;
+  /** The @LeaderOnly occupancy report: runs per instance, who leads now, and the last report. */
+  leader: { runsPerInstance: Record<string, number>; leading: string[]; lastReport: OccupancyReport | undefined };
 }
 
-/** Collects every instance's heartbeat runs (`GET /ticks`) and checks that each tick ran exactly once. */
+/**
+ * Collects every instance's heartbeat runs and leader-only report runs (`GET /ticks`) and checks
+ * that each tick ran exactly once.
+ */
 export async function collectHeartbeatTicks(urls: readonly string[]): Promise<HeartbeatTicks> {
   const replies = (await Promise.all(urls.map(url => getJson(`${url}/ticks`)))) as Array<{
     instance: string;
     runs: HeartbeatRun[];
     jobs: TickJobStatus[];
+    leader: { isLeader: boolean; reportRuns: number; lastReport?: OccupancyReport };
   }>;
   const byTick = new Map<number, string[]>();
   const perInstance: Record<string, number> = {};
@@ -40,5 +47,10 @@ export async function collectHeartbeatTicks(urls: readonly string[]): Promise<He
   for (let tick = times[0]; times.length > 0 && tick <= times[times.length - 1]; tick += 1000) {
     if (!byTick.has(tick)) missed.push(new Date(tick).toISOString());
   }
-  return { ticks: byTick.size, ranTwice, missed, perInstance, skipped };
+  const leader = {
+    runsPerInstance: Object.fromEntries(replies.map(({ instance, leader }) => [instance, leader.reportRuns])),
+    leading: replies.filter(reply => reply.leader.isLeader).map(reply => reply.instance),
+    lastReport: replies.find(reply => reply.leader.lastReport)?.leader.lastReport,
+  };
+  return { ticks: byTick.size, ranTwice, missed, perInstance, skipped, leader };
 }

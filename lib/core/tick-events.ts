@@ -1,4 +1,4 @@
-import type { TickSkipReason } from '../core/index.js';
+import type { TickSkipReason } from './tick-claims.js';
 
 /** Why an instance did not run a call of a `@OncePerTick` method. */
 export type TickSkip =
@@ -6,7 +6,10 @@ export type TickSkip =
   /** Called when no scheduled tick is within the skew window of this instance's clock (e.g. by hand). */
   | 'off-schedule';
 
-/** What happens to the ticks of `@OncePerTick` jobs on this instance. Times are in ms. */
+/**
+ * What happens to the ticks of `@OncePerTick` jobs on this instance (on `TickService.events$`,
+ * and among the lock events of `LockService.events$`). Times are in ms.
+ */
 export type TickEvent =
   /** This instance claimed the tick and runs it now. `claimMs`: from the call to the claim's answer. */
   | { type: 'tick'; job: string; scheduledAt: Date; fencingToken: bigint; claimMs: number }
@@ -14,16 +17,3 @@ export type TickEvent =
   | { type: 'tick-ended'; job: string; scheduledAt: Date; fencingToken: bigint; durationMs: number; error?: unknown }
   /** This instance did not run the tick (normally: another one did). */
   | { type: 'skipped'; job: string; scheduledAt: Date | undefined; reason: TickSkip; error?: unknown };
-
-/** The last run and skip of one job on this instance, for health checks. */
-export interface TickJobStatus {
-  job: string;
-  /** The skew window S of its schedule, in ms. */
-  windowMs: number;
-  running: number;
-  /** Ticks run here, and ticks skipped here by reason, since bootstrap. */
-  ran: number;
-  skipped: Partial<Record<TickSkip, number>>;
-  lastRun?: { scheduledAt: Date; fencingToken: bigint; durationMs?: number; failed?: boolean };
-  lastSkip?: { scheduledAt: Date | undefined; reason: TickSkip };
-}
