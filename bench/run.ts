@@ -24,7 +24,7 @@ import { renderChart, type Bar } from './lib/svg.js';
 import { installWatchCounter } from './lib/watch-counter.js';
 import { runContended, type ContendImpl, type ContendRun } from './scenarios/contended.js';
 import { HandoffRunners, runHandoff, type HandoffRound } from './scenarios/handoff.js';
-import { runHerd, type HerdRun } from './scenarios/herd.js';
+import { runHerd, type HerdMode, type HerdRun } from './scenarios/herd.js';
 import { ROUTES, runHttp, type HttpRound, type Route } from './scenarios/http.js';
 import { nodeWorker } from './lib/procs.js';
 import { CycleRunners, runUncontended, type CycleImpl, type CycleRound } from './scenarios/uncontended.js';
@@ -70,6 +70,8 @@ const LABEL: Record<string, string> = {
   floor: 'floor: etcd put + delete',
   guardedFloor: 'guarded floor: 2 Txns',
   contendedFloor: 'contended floor: raw etcd3 queue',
+  oursSemaphore: 'nest-etcd-lock semaphore of 3',
+  oursReadWrite: 'nest-etcd-lock read/write (1 writer in 4)',
   ours: 'nest-etcd-lock',
   etcd3Lock: 'etcd3 Lock (npm)',
   goMutex: 'Go concurrency.Mutex',
@@ -258,6 +260,8 @@ async function main(): Promise<void> {
     { label: LABEL.goMutex, impl: 'goMutex', waiters: 2, processes: 2 },
     { label: LABEL.ours, impl: 'ours', waiters: 8, processes: 2 },
     { label: LABEL.contendedFloor, impl: 'contendedFloor', waiters: 8, processes: 2 },
+    { label: LABEL.oursSemaphore, impl: 'oursSemaphore', waiters: 8, processes: 2 },
+    { label: LABEL.oursReadWrite, impl: 'oursReadWrite', waiters: 8, processes: 2 },
     { label: LABEL.goMutex, impl: 'goMutex', waiters: 8, processes: 2 },
     { label: LABEL.redlock, impl: 'redlock', waiters: 8, processes: 2 },
     { label: LABEL.ours, impl: 'ours', waiters: 64, processes: 4 },
@@ -304,7 +308,7 @@ async function main(): Promise<void> {
       'wait p99 ms',
       'handoff p50 ms',
       'handoff p99 ms',
-      'delete events/handoff',
+      'delete + put events/grant',
       'overlaps',
     ],
     contendRows.map(r => [
@@ -316,12 +320,12 @@ async function main(): Promise<void> {
       ms(r.waitP99),
       ms(r.handoffP50),
       ms(r.handoffP99),
-      r.deletesPerHandoff === undefined ? '–' : r.deletesPerHandoff.toFixed(2),
-      String(r.overlaps),
+      r.deletesPerHandoff === undefined ? '–' : `${r.deletesPerHandoff.toFixed(2)} + ${(r.putsPerHandoff ?? 0).toFixed(2)}`,
+      r.overlaps === undefined ? '(shared)' : String(r.overlaps),
     ]),
   );
   print(
-    'handoff: previous holder starts its release → next holder granted (wall clock, across processes). overlaps: grants seen before the previous holder started its release (must be 0).',
+    'handoff: previous holder starts its release → next holder granted (wall clock, across processes); for the semaphore and the read/write lock, whose holders overlap by design, it is the gap between consecutive grants and handoffs/s is grants/s. overlaps: grants seen before the previous holder started its release (must be 0 for a mutex).',
   );
   print();
   print('Where the time goes (same runs):');
@@ -361,17 +365,30 @@ async function main(): Promise<void> {
 
   // 2c. Herd ----------------------------------------------------------------------------------------
   const herdRuns: HerdRun[] = [];
+  const HERD_MODES: HerdMode[] = ['mutex', 'semaphore', 'readWrite'];
   for (let round = 0; round < P.herdRounds; round++) {
-    log(`1,000 waiters queue, round ${round + 1}/${P.herdRounds} ...`);
-    herdRuns.push(await runHerd(E, 1000, 2, round));
+    for (const mode of HERD_MODES) {
+      log(`1,000 waiters queue (${mode}), round ${round + 1}/${P.herdRounds} ...`);
+      herdRuns.push(await runHerd(E, 1000, 2, round, mode));
+    }
   }
-  const herd = summarizeHerd(herdRuns);
-  results.herd = { runs: herdRuns, summary: herd };
+  const herds = Object.fromEntries(HERD_MODES.map(mode => [mode, summarizeHerd(herdRuns.filter(r => r.mode === mode))])) as Record<
+    HerdMode,
+    ReturnType<typeof summarizeHerd>
+  >;
+  const herd = herds.mutex;
+  results.herd = { runs: herdRuns, summary: herd, byMode: herds };
   print(`### 2c. 1,000 waiters queued on one resource (2 processes), queue drained once (${P.herdRounds} rounds)`);
   print();
+  const HERD_LABEL: Record<HerdMode, string> = {
+    mutex: 'mutex',
+    semaphore: 'semaphore of 3 (3 held)',
+    readWrite: 'read/write, 1 writer in 4 (a writer held)',
+  };
   table(
     [
-      'handoffs/s',
+      'queue',
+      'grants/s',
       'handoff p50 ms',
       'handoff p99 ms',
       "'delete' events/handoff",
@@ -381,19 +398,21 @@ async function main(): Promise<void> {
       'etcd watchers (queued)',
       'unsynced watchers',
     ],
-    [
-      [
-        fmt(herd.handoffsPerSec, 0),
-        ms(herd.handoffP50),
-        ms(herd.handoffP99),
-        herd.deletes.toFixed(3),
-        herd.puts.toFixed(3),
-        herd.responses.toFixed(3),
-        herd.serverMsgs.toFixed(3),
-        fmt(herd.watchers, 0),
-        fmt(herd.unsynced, 0),
-      ],
-    ],
+    HERD_MODES.map(mode => {
+      const h = herds[mode];
+      return [
+        HERD_LABEL[mode],
+        fmt(h.handoffsPerSec, 0),
+        ms(h.handoffP50),
+        ms(h.handoffP99),
+        h.deletes.toFixed(3),
+        h.puts.toFixed(3),
+        h.responses.toFixed(3),
+        h.serverMsgs.toFixed(3),
+        fmt(h.watchers, 0),
+        fmt(h.unsynced, 0),
+      ];
+    }),
   );
   print(
     'Client side: events received by the library\'s etcd3 Watchers (counted by wrapping Watcher.prototype.emit). Server side: etcd\'s grpc_server_msg_sent_total{grpc_method="Watch"} delta (1 event + 1 cancel acknowledgement per handoff = 2) and etcd_debugging_mvcc_watcher_total / slow_watcher_total while all waited.',
@@ -630,6 +649,16 @@ async function main(): Promise<void> {
       met: r.handoffP50 <= 5,
     });
   }
+  for (const impl of ['oursSemaphore', 'oursReadWrite'] as const) {
+    const r = contendRows.find(x => x.impl === impl && x.waiters === 8);
+    if (!r) continue;
+    targets.push({
+      what: `${LABEL[impl]}, 8 waiters: grants/s vs the mutex`,
+      target: '(reported)',
+      measured: `${fmt(r.handoffsPerSec, 0)} vs ${fmt(ourRow(8)!.handoffsPerSec, 0)}/s = ${ratio(medianRatio(contendRuns, r, ourRow(8)!))}`,
+      met: undefined,
+    });
+  }
   targets.push({
     what: 'isolated handoff vs one event + one read',
     target: '(reported)',
@@ -642,6 +671,15 @@ async function main(): Promise<void> {
     measured: `${herd.deletes.toFixed(3)} delete events, ${herd.puts.toFixed(3)} put events`,
     met: Math.abs(herd.deletes - 1) < 0.01 && herd.puts === 0,
   });
+  for (const mode of ['semaphore', 'readWrite'] as const) {
+    const h = herds[mode];
+    targets.push({
+      what: `watch events per grant, 1,000 waiters, ${HERD_LABEL[mode]}`,
+      target: '≤ 2',
+      measured: `${h.deletes.toFixed(3)} delete + ${h.puts.toFixed(3)} put events`,
+      met: h.deletes + h.puts <= 2,
+    });
+  }
   print('## Targets');
   print();
   table(
@@ -664,7 +702,7 @@ async function main(): Promise<void> {
     { label: 'floor: delete → event → read', p50: hf.floor.p50, p99: hf.floor.p99, kind: 'floor' },
     { label: 'nest-etcd-lock, 1 waiter armed', p50: hf.ours.p50, p99: hf.ours.p99, kind: 'ours' },
     ...contendRows
-      .filter(r => r.waiters !== 2)
+      .filter(r => r.waiters !== 2 && r.impl !== 'oursSemaphore' && r.impl !== 'oursReadWrite')
       .map(r => ({
         label: `${LABEL[r.impl]}, ${r.waiters} waiters`,
         p50: r.handoffP50,
@@ -793,7 +831,7 @@ function summarizeContended(runs: { c: ContendCase; run: ContendRun }[], cases: 
     const goCase = cases.find(x => x.impl === 'goMutex' && x.waiters === c.waiters);
     const goRuns = runs.filter(r => r.c === goCase).map(r => r.run);
     const vsGo =
-      goRuns.length && c.impl !== 'goMutex'
+      goRuns.length && (c.impl === 'ours' || c.impl === 'contendedFloor' || c.impl === 'redlock')
         ? median(mine.map(r => r.handoffsPerSec / goRuns.find(g => g.round === r.round)!.handoffsPerSec))
         : undefined;
     const m = (f: (r: ContendRun) => number | undefined) => median(mine.map(r => f(r) ?? NaN));
@@ -805,8 +843,9 @@ function summarizeContended(runs: { c: ContendCase; run: ContendRun }[], cases: 
       waitP99: m(r => r.wait.p99),
       handoffP50: m(r => r.handoff.p50),
       handoffP99: m(r => r.handoff.p99),
-      deletesPerHandoff: c.impl === 'ours' ? m(r => r.deletesPerHandoff) : undefined,
-      overlaps: mine.reduce((s, r) => s + r.overlaps, 0),
+      deletesPerHandoff: mine[0]?.deletesPerHandoff === undefined ? undefined : m(r => r.deletesPerHandoff),
+      putsPerHandoff: mine[0]?.putsPerHandoff === undefined ? undefined : m(r => r.putsPerHandoff),
+      overlaps: mine[0]?.overlaps === undefined ? undefined : mine.reduce((s, r) => s + (r.overlaps ?? 0), 0),
       toEventP50: m(r => r.toEvent?.p50),
       toEventP99: m(r => r.toEvent?.p99),
       eventToGrantP50: m(r => r.eventToGrant?.p50),

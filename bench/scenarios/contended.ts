@@ -9,7 +9,10 @@ import { nodeWorker, processCpuMs, Worker } from '../lib/procs.js';
 import { median, summarize, type Summary } from '../lib/stats.js';
 import type { WatchCounts } from '../lib/watch-counter.js';
 
-export type ContendImpl = 'ours' | 'contendedFloor' | 'goMutex' | 'redlock';
+export type ContendImpl = 'ours' | 'oursSemaphore' | 'oursReadWrite' | 'contendedFloor' | 'goMutex' | 'redlock';
+
+/** Implementations whose holders may overlap by design (a semaphore's permits, readers). */
+const SHARING: ReadonlySet<ContendImpl> = new Set(['oursSemaphore', 'oursReadWrite']);
 type Record4 = [number, number, number, number];
 
 export interface ContendRun {
@@ -21,10 +24,11 @@ export interface ContendRun {
   handoffsPerSec: number;
   wait: Summary;
   handoff: Summary;
-  /** Grants that came before the previous holder had started releasing: must be 0. */
-  overlaps: number;
-  /** 'delete' watch events received per handoff, over all processes (ours only). */
+  /** Grants that came before the previous holder had started releasing: must be 0 (not counted where holders may share). */
+  overlaps?: number;
+  /** 'delete' and 'put' watch events received per handoff (grant), over all processes (the library only). */
   deletesPerHandoff?: number;
+  putsPerHandoff?: number;
   /** ours: previous holder's release started → 'delete' event at the next holder's process. */
   toEvent?: Summary;
   /** ours: that event → next holder granted (the re-read, and waiting for the event loop). */
@@ -124,7 +128,7 @@ export async function runContended(
     for (const { r, i } of inWindow) {
       if (i === 0) continue;
       const previous = records[i - 1];
-      if (r[1] < previous[2]) overlaps++;
+      if (!SHARING.has(impl) && r[1] < previous[2]) overlaps++;
       handoffs.push(r[1] - previous[2]);
       // The 'delete' event that woke the next holder: the last one its process received in between.
       const events = results[tagged[i].p].deleteEvents;
@@ -139,6 +143,8 @@ export async function runContended(
     const first = inWindow[0]?.r[1] ?? NaN;
     const last = inWindow.at(-1)?.r[1] ?? NaN;
     const deletes = results.reduce((sum, r) => sum + (r.watch?.delete ?? 0), 0);
+    const puts = results.reduce((sum, r) => sum + (r.watch?.put ?? 0), 0);
+    const library = impl === 'ours' || SHARING.has(impl);
     return {
       impl,
       waiters,
@@ -148,8 +154,9 @@ export async function runContended(
       handoffsPerSec: ((inWindow.length - 1) / (last - first)) * 1000,
       wait: summarize(inWindow.map(({ r }) => r[1] - r[0])),
       handoff: summarize(handoffs),
-      overlaps,
-      deletesPerHandoff: impl === 'ours' ? deletes / records.length : undefined,
+      overlaps: SHARING.has(impl) ? undefined : overlaps,
+      deletesPerHandoff: library ? deletes / records.length : undefined,
+      putsPerHandoff: library ? puts / records.length : undefined,
       toEvent: toEvent.length ? summarize(toEvent) : undefined,
       eventToGrant: eventToGrant.length ? summarize(eventToGrant) : undefined,
       clientCpuMsPerHandoff: results.reduce((sum, r) => sum + r.cpuMs, 0) / records.length,

@@ -9,7 +9,11 @@ import { nodeWorker, type Worker } from '../lib/procs.js';
 import { summarize, type Summary } from '../lib/stats.js';
 import type { WatchCounts } from '../lib/watch-counter.js';
 
+/** What queues: one mutex; a semaphore of 3 (3 permits held meanwhile); a read/write lock (every 4th waiter a writer, a writer holding meanwhile). */
+export type HerdMode = 'mutex' | 'semaphore' | 'readWrite';
+
 export interface HerdRun {
+  mode: HerdMode;
   waiters: number;
   processes: number;
   handoffsPerSec: number;
@@ -22,20 +26,30 @@ export interface HerdRun {
   serverUnsyncedWatchersWhileQueued: number;
 }
 
-export async function runHerd(endpoint: string, waiters: number, processes: number, round: number): Promise<HerdRun> {
-  const key = `herd-${round}-${process.pid}`;
+export async function runHerd(
+  endpoint: string,
+  waiters: number,
+  processes: number,
+  round: number,
+  mode: HerdMode = 'mutex',
+): Promise<HerdRun> {
+  const key = `herd-${mode}-${round}-${process.pid}`;
   const holderClient = new EtcdLockClient({ hosts: endpoint, ttl: 10, prefix: 'bench/' });
   const workers: Worker[] = [];
   try {
     await holderClient.connect();
-    for (let p = 0; p < processes; p++) workers.push(nodeWorker(`herd ${p}`, 'herd.js', { endpoint, key, waiters: waiters / processes }));
+    for (let p = 0; p < processes; p++)
+      workers.push(nodeWorker(`herd ${p}`, 'herd.js', { endpoint, key, waiters: waiters / processes, mode }));
     await Promise.all(workers.map(w => w.line('ready')));
-    const holder = await holderClient.acquire(key);
+    const holders =
+      mode === 'semaphore'
+        ? await Promise.all([0, 1, 2].map(() => holderClient.acquire(key, { permits: 3 })))
+        : [await holderClient.acquire(key)];
     for (const w of workers) w.send('enqueue');
     await Promise.all(workers.map(w => w.line('armed', 120_000)));
     const m0 = await scrapeMetrics(endpoint);
     const t0 = performance.timeOrigin + performance.now();
-    await holder.release();
+    await Promise.all(holders.map(h => h.release()));
     const results = await Promise.all(
       workers.map(w => w.result<{ records: [number, number, number, number][]; watch: WatchCounts }>(180_000)),
     );
@@ -45,6 +59,7 @@ export async function runHerd(endpoint: string, waiters: number, processes: numb
     const n = grants.length;
     const sum = (k: keyof WatchCounts) => results.reduce((s, r) => s + r.watch[k], 0);
     return {
+      mode,
       waiters,
       processes,
       handoffsPerSec: (n / (grants[n - 1][1] - t0)) * 1000,

@@ -4,6 +4,8 @@
  * prints {records, watch, deleteEvents, cpuMs, loopDelayMs} last. Times are wall-clock ms (comparable across processes).
  *
  *   impl "ours":    one EtcdLockClient (one lease) per process, as an application has
+ *   impl "oursSemaphore": the same client, each acquisition one of 3 permits of a semaphore
+ *   impl "oursReadWrite": the same client, a read/write lock: every 4th waiter a writer, the others readers
  *   impl "contendedFloor": the contended floor: the least the protocol needs, in raw etcd3 calls (below)
  *   impl "redlock": redlock v4 on one Redis, its default retry delay (200 ms + up to 200 ms jitter)
  */
@@ -15,7 +17,7 @@ import { wallMs } from '../lib/stats.js';
 import { deleteEventTimes, diffCounts, installWatchCounter, watchCounts } from '../lib/watch-counter.js';
 
 interface Config {
-  impl: 'ours' | 'contendedFloor' | 'redlock';
+  impl: 'ours' | 'oursSemaphore' | 'oursReadWrite' | 'contendedFloor' | 'redlock';
   endpoint: string;
   redisPort?: number;
   key: string;
@@ -30,15 +32,18 @@ installWatchCounter();
 const commands = stdinCommands();
 
 interface Locker {
-  acquire(key?: string): Promise<{ release(): Promise<void> }>;
+  /** `waiter`: the loop's index, which picks a reader or a writer for oursReadWrite. */
+  acquire(key: string, waiter: number): Promise<{ release(): Promise<void> }>;
   close(): Promise<void>;
 }
 
 async function makeLocker(): Promise<Locker> {
-  if (config.impl === 'ours') {
+  if (config.impl === 'ours' || config.impl === 'oursSemaphore' || config.impl === 'oursReadWrite') {
     const client = new EtcdLockClient({ hosts: config.endpoint, ttl: 10, waitTimeout: 120_000, prefix: 'bench/' });
     await client.connect();
-    return { acquire: (key = config.key) => client.acquire(key), close: () => client.close() };
+    const options = (waiter: number) =>
+      config.impl === 'oursSemaphore' ? { permits: 3 } : config.impl === 'oursReadWrite' ? { shared: waiter % 4 !== 0 } : {};
+    return { acquire: (key, waiter) => client.acquire(key, options(waiter)), close: () => client.close() };
   }
   if (config.impl === 'contendedFloor') return floorLocker();
   const { Redis } = await import('ioredis');
@@ -48,7 +53,7 @@ async function makeLocker(): Promise<Locker> {
   const redlock = new Redlock([redis], { retryCount: -1 });
   redlock.on('clientError', () => undefined);
   return {
-    acquire: async (key = config.key) => {
+    acquire: async key => {
       const lock = await redlock.lock(`bench:${key}`, 10_000);
       return { release: () => lock.unlock() };
     },
@@ -123,10 +128,10 @@ async function floorLocker(): Promise<Locker> {
 /** Every waiter takes and releases `key` in a loop until `until` (wall clock). */
 async function loop(key: string, until: number, records?: Record4[]): Promise<void> {
   await Promise.all(
-    Array.from({ length: config.waiters }, async () => {
+    Array.from({ length: config.waiters }, async (_, waiter) => {
       while (wallMs() < until) {
         const acquireStart = wallMs();
-        const lock = await locker.acquire(key);
+        const lock = await locker.acquire(key, waiter);
         const grant = wallMs();
         const releaseStart = wallMs();
         await lock.release();

@@ -13,6 +13,7 @@ interface Config {
   endpoint: string;
   key: string;
   waiters: number;
+  mode: 'mutex' | 'semaphore' | 'readWrite';
 }
 
 const config = JSON.parse(process.argv[2]) as Config;
@@ -26,9 +27,10 @@ await commands.next();
 const armed = armedWatches(config.waiters);
 const records: [number, number, number, number][] = [];
 const done = Promise.all(
-  Array.from({ length: config.waiters }, async () => {
+  Array.from({ length: config.waiters }, async (_, waiter) => {
     const acquireStart = wallMs();
-    const lock = await client.acquire(config.key);
+    const options = config.mode === 'semaphore' ? { permits: 3 } : config.mode === 'readWrite' ? { shared: waiter % 4 !== 0 } : {};
+    const lock = await client.acquire(config.key, options);
     const grant = wallMs();
     await lock.release();
     records.push([acquireStart, grant, grant, wallMs()]);
