@@ -4,10 +4,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
-import { EtcdElections, EtcdLockClient } from '../../lib/core/index.js';
-import { spawnEtcdctl, startEtcd, type EtcdCluster } from '../support/etcd.js';
+import type { EtcdElections, EtcdLockClient } from '../../lib/core/index.js';
+import { spawnEtcdctl, type EtcdCluster } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
-import { observer, readQueue, staysFalse, track } from '../core/helpers.js';
+import { readQueue, staysFalse, track } from '../core/helpers.js';
+import { startElectionsOnEtcd, type ElectionsOnEtcd } from './elections-on-etcd.js';
 
 /** A running etcdctl, with its stdout lines so far. */
 function etcdctlPeer(endpoints: string[], args: string[]): { child: ChildProcess; lines: () => string[]; exited: Promise<number | null> } {
@@ -20,23 +21,17 @@ function etcdctlPeer(endpoints: string[], args: string[]): { child: ChildProcess
 }
 
 describe('interop with etcdctl elect', () => {
+  let setup: ElectionsOnEtcd | undefined;
   let etcd: EtcdCluster;
   let client: EtcdLockClient;
   let elections: EtcdElections;
   let view: Etcd3;
 
   beforeAll(async () => {
-    etcd = await startEtcd();
-    client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: 2 });
-    await client.connect();
-    elections = new EtcdElections(client);
-    view = observer(etcd.endpoints);
+    setup = await startElectionsOnEtcd(2);
+    ({ etcd, client, elections, view } = setup);
   });
-  afterAll(async () => {
-    await client?.close();
-    view?.close();
-    await etcd?.close(); // also kills any etcdctl still running against it
-  });
+  afterAll(() => setup?.close());
 
   it('etcdctl leading: our campaign waits, and leads once etcdctl resigns, with a higher fencing token', async () => {
     const theirs = etcdctlPeer(etcd.endpoints, ['elect', 'elections/ctl-first', 'theirs']);

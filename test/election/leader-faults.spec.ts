@@ -4,36 +4,32 @@
  * TTL + 1 s and the resumed leader's fenced write is refused. Figures go to the fault table.
  */
 import type { Etcd3 } from 'etcd3';
-import { EtcdElections, EtcdLockClient } from '../../lib/core/index.js';
-import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import type { EtcdElections } from '../../lib/core/index.js';
+import type { EtcdCluster } from '../support/etcd.js';
 import { startFencedStore, type FencedStore } from '../support/fenced-store.js';
 import { startWorker } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
-import { observer, readQueue, track } from '../core/helpers.js';
+import { readQueue, track } from '../core/helpers.js';
 import { msBetween, nowNs, processState, report } from '../faults/helpers.js';
+import { startElectionsOnEtcd, type ElectionsOnEtcd } from './elections-on-etcd.js';
 
 const TTL_S = 2;
 const BOUND_MS = TTL_S * 1000 + 1000;
 
 describe('leader process faults', () => {
+  let setup: ElectionsOnEtcd | undefined;
   let etcd: EtcdCluster;
-  let client: EtcdLockClient;
   let elections: EtcdElections;
   let view: Etcd3;
   let store: FencedStore;
 
   beforeAll(async () => {
-    [etcd, store] = await Promise.all([startEtcd(), startFencedStore()]);
-    client = new EtcdLockClient({ hosts: etcd.endpoints, ttl: TTL_S });
-    await client.connect();
-    elections = new EtcdElections(client);
-    view = observer(etcd.endpoints);
+    [setup, store] = await Promise.all([startElectionsOnEtcd(TTL_S), startFencedStore()]);
+    ({ etcd, elections, view } = setup);
   });
   afterAll(async () => {
-    await client?.close();
-    view?.close();
+    await setup?.close();
     await store?.close();
-    await etcd?.close();
   });
 
   const queued = (name: string) =>

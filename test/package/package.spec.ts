@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { waitFor } from '../support/wait.js';
 import { testedNodes, type NodeRuntime } from './node-versions.js';
 import { compileFixture, npm, packLibrary, REPO_ROOT, type PackedPackage } from './packed-package.js';
 
@@ -52,6 +53,16 @@ describe('the package as users install it', () => {
     expect(manifest.exports['.']).toEqual({ types: './dist/lib/index.d.ts', default: './dist/lib/index.js' });
   });
 
+  it('declares @nestjs/schedule of Nest 11 (6.x) and Nest 12 (12.x), with cron 4, as optional peers of nest-etcd-lock/schedule', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+    expect(manifest.peerDependencies).toMatchObject({ '@nestjs/schedule': '^6.0.0 || ^12.0.0', cron: '^4.0.0' });
+    expect(manifest.peerDependenciesMeta).toMatchObject({ '@nestjs/schedule': { optional: true }, cron: { optional: true } });
+    expect(manifest.exports['./schedule']).toEqual({ types: './dist/lib/schedule/index.d.ts', default: './dist/lib/schedule/index.js' });
+    // TypeScript's node10 resolution (the CommonJS fixture's) reads typesVersions, not exports.
+    expect(manifest.typesVersions['*'].schedule).toEqual(['./dist/lib/schedule/index.d.ts']);
+    expect(packed.files).toEqual(expect.arrayContaining(['dist/lib/schedule/index.js', 'dist/lib/schedule/index.d.ts']));
+  });
+
   it.each([
     ['nest11-cjs', 'Nest 11, TypeScript compiled to CommonJS'],
     ['nest12-esm', 'Nest 12, ESM'],
@@ -67,6 +78,9 @@ describe('the package as users install it', () => {
       const app = await startApp(node, path.join(dir, 'dist/main.js'), {
         ETCD_HOSTS: etcd.endpoints.join(','),
         LOCK_PREFIX: `${fixture}/`,
+        // Each run its own election and ticks, so a run does not wait behind the previous one's leftovers.
+        TICK_PREFIX: `${fixture}-ticks/${node.version}/`,
+        ELECTION_PREFIX: `${fixture}-elections/${node.version}/`,
       });
       try {
         expect(app.nodeVersion).toBe(node.version);
@@ -84,6 +98,23 @@ describe('the package as users install it', () => {
         const health = await fetch(`${base}/health`);
         expect(health.status).toBe(200);
         expect(await health.json()).toMatchObject({ status: 'ok', details: { locks: { status: 'up', session: 'alive' } } });
+        // nest-etcd-lock/schedule on this fixture's @nestjs/schedule: a @Cron @OncePerTick tick and a
+        // @Cron @LeaderOnly run, each under its LockHandle, the latter with the leadership's token.
+        type Run = { resource: string; token: string };
+        type Jobs = { ticks: Run[]; leaderRuns: Run[]; leader: { value: string; token: string } | null };
+        let jobs: Jobs | undefined;
+        await waitFor(
+          async () => {
+            jobs = (await fetch(`${base}/jobs`).then(r => r.json())) as Jobs;
+            return jobs.ticks.length > 0 && jobs.leaderRuns.length > 0;
+          },
+          { timeoutMs: 10_000, intervalMs: 100, message: () => `a tick and a leader-only run, got ${JSON.stringify(jobs)}` },
+        );
+        expect(jobs!.ticks[0]).toEqual({
+          resource: expect.stringMatching(/^probe-tick@\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+          token: expect.stringMatching(/^\d+$/),
+        });
+        expect(jobs!.leader).toEqual({ value: `probe@${node.version}`, token: jobs!.leaderRuns[0].token });
       } finally {
         await app.stop();
       }
