@@ -14,6 +14,7 @@ import {
   type LeaderInfo,
 } from '../../lib/core/index.js';
 import { startEtcd, type EtcdCluster } from '../support/etcd.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
 import { abortedAt, observer, readQueue, staysFalse, track, withTimeout } from '../core/helpers.js';
 
@@ -140,6 +141,37 @@ describe('elections on etcd', () => {
       expect(seen.map(l => l?.value)).toEqual([undefined, 'a', 'a2', 'b', undefined]);
     } finally {
       stop();
+    }
+  });
+
+  it('observe() re-syncs after its watch stream broke while the leader changed and history was compacted', async () => {
+    const [a, b] = await Promise.all([candidate(), candidate()]);
+    const proxy = await startTcpProxy(etcd.endpoints[0]);
+    const watcher = new EtcdLockClient({ hosts: [proxy.url], ttl: 5 });
+    clients.push(watcher);
+    await watcher.connect();
+    const seen: Array<string | undefined> = [];
+    const stop = new EtcdElections(watcher).observe('resync', leader => seen.push(leader?.value));
+    try {
+      const first = await a.elections.campaign('resync', 'a');
+      await waitFor(() => seen.at(-1) === 'a', { message: 'a reported' });
+      // Cut the observer off; meanwhile the leader changes and the revisions it missed are compacted.
+      proxy.setMode('blackhole');
+      await first.resign();
+      const second = await b.elections.campaign('resync', 'b');
+      const { header } = await view.kv.range({ key: Buffer.from('elections/resync/'), count_only: true });
+      await view.kv.compact({ revision: header.revision, physical: true });
+      proxy.setMode('reset');
+      proxy.setMode('pass');
+      await waitFor(() => seen.at(-1) === 'b', {
+        timeoutMs: 10_000,
+        message: () => `b reported after the break (seen ${JSON.stringify(seen)})`,
+      });
+      await second.resign();
+      await waitFor(() => seen.length > 0 && seen.at(-1) === undefined, { message: 'no leader reported' });
+    } finally {
+      stop();
+      await proxy.close();
     }
   });
 
