@@ -1,10 +1,10 @@
 /**
  * `@LeaderOnly` and `ElectionService` over the in-memory elections: two applications sharing one
- * ledger elect one leader; only it runs leader-only provider methods and `@Interval` jobs, with the
+ * ledger elect one leader; only it runs leader-only provider methods and `@Interval`, `@Timeout` and `@Cron` jobs, with the
  * leadership's fencing token in `lockService.current()`; a loss hands over, and the loser campaigns again.
  */
 import { Injectable, Module, type INestApplication } from '@nestjs/common';
-import { Interval, ScheduleModule } from '@nestjs/schedule';
+import { Cron, Interval, ScheduleModule, Timeout } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
@@ -27,6 +27,28 @@ class Jobs {
   @LeaderOnly()
   tick(): void {
     this.intervalRuns++;
+  }
+
+  timeoutRuns = 0;
+  laterTimeoutFired = false;
+  cronRuns = 0;
+
+  @Timeout(30)
+  @LeaderOnly()
+  once(): void {
+    this.timeoutRuns++;
+  }
+
+  /** Not leader-only: tells the test that the @Timeout above has had its turn. */
+  @Timeout(80)
+  later(): void {
+    this.laterTimeoutFired = true;
+  }
+
+  @Cron('* * * * * *')
+  @LeaderOnly()
+  everySecond(): void {
+    this.cronRuns++;
   }
 
   @LeaderOnly('other')
@@ -72,6 +94,16 @@ describe('@LeaderOnly over in-memory elections', () => {
     await waitFor(() => a.get(Jobs).intervalRuns >= 3, { message: 'the leader runs its @Interval job' });
     expect(b.get(Jobs).intervalRuns).toBe(0);
     expect((await b.get(ElectionService).leader('default'))?.value).toBe('a');
+  });
+
+  it('gates @Timeout and @Cron jobs too: they run on the leader only', async () => {
+    await waitFor(() => b.get(Jobs).laterTimeoutFired && a.get(Jobs).cronRuns >= 1, {
+      timeoutMs: 3000,
+      message: "b's later timeout and a cron run on a",
+    });
+    expect(a.get(Jobs).timeoutRuns).toBe(1);
+    expect(b.get(Jobs).timeoutRuns).toBe(0);
+    expect(b.get(Jobs).cronRuns).toBe(0);
   });
 
   it('a lost leadership hands over to the next candidate; the loser campaigns again and follows', async () => {
