@@ -63,3 +63,15 @@ export interface LockScope {
 }
 
 export const lockScope = new AsyncLocalStorage<LockScope>();
+
+/**
+ * The scope inside a lock that is no client's re-entrant hold (a tick's, a leadership's):
+ * `current()` sees it and nothing borrows it, while the caller's own holds stay in force, so a
+ * nested `withLock` on a resource the caller holds re-enters it instead of queueing behind it.
+ */
+export function scopeWithCurrent(client: LockClient | undefined, lock: LockHandle): LockScope {
+  const outer = lockScope.getStore();
+  const chains = new Map(outer?.chains);
+  if (client) chains.set(client, { holds: outer?.chains.get(client)?.holds ?? new Map(), current: lock });
+  return { chains, current: lock };
+}

@@ -3,7 +3,7 @@ import { Inject } from '@nestjs/common';
 import { LockError, assertElectionName } from '../core/index.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
 import { ElectionService } from './election.service.js';
-import { lockScope } from './held-locks.js';
+import { lockScope, scopeWithCurrent } from './held-locks.js';
 import { LockService } from './lock.service.js';
 
 /** The properties under which Nest injects the services into instances of classes with `@LeaderOnly` methods. */
@@ -38,9 +38,7 @@ export function LeaderOnly(name = 'default'): MethodDecorator {
         elections.elections.logger.debug?.(`${method} skipped: this instance does not lead election "${name}"`);
         return undefined;
       }
-      const lock = leadership.lock;
-      const chains = new Map([[locks.client, { holds: new Map(), current: lock }]]);
-      return lockScope.run({ chains, current: lock }, () => original.apply(this, args));
+      return lockScope.run(scopeWithCurrent(locks.client, leadership.lock), () => original.apply(this, args));
     };
     copyMethodMetadata(original, leaderOnly);
     descriptor.value = leaderOnly;

@@ -7,7 +7,7 @@ import {
   type TickOverlap,
   type TickSkip,
 } from '../core/index.js';
-import { lockScope } from '../nest/held-locks.js';
+import { lockScope, scopeWithCurrent } from '../nest/held-locks.js';
 import type { TickJobStatus } from './tick-job-status.js';
 import type { TickSchedule } from './tick-schedule.js';
 
@@ -56,9 +56,7 @@ export class TickRunner {
     const runStarted = performance.now();
     let error: unknown;
     try {
-      // The tick's lock is no lock client's re-entrant hold: @CurrentLock() sees it, nothing borrows it.
-      const chains = new Map(this.lockClient ? [[this.lockClient, { holds: new Map(), current: lock }]] : []);
-      const scope = { chains, current: lock };
+      const scope = scopeWithCurrent(this.lockClient, lock);
       return await runWhileHeld(
         lock,
         () => lockScope.run(scope, fn),

@@ -51,6 +51,12 @@ class Jobs {
     this.cronRuns++;
   }
 
+  /** Takes `r` itself: inside a caller's `withLock('r')` it must re-enter, not queue behind the caller. */
+  @LeaderOnly()
+  nested(): Promise<string> {
+    return this.locks.withLock('r', () => 'inner', { waitTimeout: 500 });
+  }
+
   @LeaderOnly('other')
   other(): string {
     return 'ran';
@@ -94,6 +100,11 @@ describe('@LeaderOnly over in-memory elections', () => {
     await waitFor(() => a.get(Jobs).intervalRuns >= 3, { message: 'the leader runs its @Interval job' });
     expect(b.get(Jobs).intervalRuns).toBe(0);
     expect((await b.get(ElectionService).leader('default'))?.value).toBe('a');
+  });
+
+  it("keeps the caller's locks: a nested withLock on a resource the caller holds re-enters it", async () => {
+    const locks = a.get(LockService);
+    await expect(locks.withLock('r', () => a.get(Jobs).nested())).resolves.toBe('inner');
   });
 
   it('gates @Timeout and @Cron jobs too: they run on the leader only', async () => {
