@@ -122,6 +122,13 @@ export abstract class Elections {
       throw error;
     }
     let stopWatching: () => void = () => undefined;
+    let markEnded!: () => void;
+    const ended = new Promise<void>(resolve => (markEnded = resolve));
+    const end = () => {
+      stopWatching();
+      done();
+      markEnded();
+    };
     const handle = new LockHandle(
       resource,
       candidacy.key,
@@ -132,23 +139,21 @@ export abstract class Elections {
         try {
           await candidacy.remove();
         } finally {
-          done();
+          end();
         }
       },
       this.events,
     );
-    handle.signal.addEventListener(
-      'abort',
-      () => {
-        stopWatching();
-        done();
-      },
-      { once: true },
-    );
-    if (!handle.signal.aborted) stopWatching = candidacy.watchGone(reason => handle.markLost(reason));
+    // Reading the signal checks the lease deadline: it may be aborted already, with no event to come.
+    const lossSignal = handle.signal;
+    if (lossSignal.aborted) end();
+    else {
+      lossSignal.addEventListener('abort', end, { once: true });
+      stopWatching = candidacy.watchGone(reason => handle.markLost(reason));
+    }
     const waitedMs = performance.now() - started;
     this.events.emit({ type: 'acquired', resource, key: handle.key, fencingToken: handle.fencingToken, waitedMs });
-    return new Leadership(name, handle, value, candidacy);
+    return new Leadership(name, handle, value, candidacy, ended);
   }
 
   /** The current leader of election `name`, or `undefined` when nobody campaigns in it. */

@@ -28,6 +28,8 @@ export class Leadership {
     readonly lock: LockHandle,
     value: string,
     private readonly backend: LeadershipBackend,
+    /** Resolves once the leadership ended: lost, or resigned. */
+    readonly ended: Promise<void>,
   ) {
     this.proclaimed = value;
   }

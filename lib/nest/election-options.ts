@@ -9,7 +9,8 @@ export interface AutoElectionOptions {
   value?: string;
   /**
    * Campaign at application bootstrap (in the background: bootstrap does not wait to lead),
-   * campaign again after a loss, and resign on shutdown. Default `true`.
+   * campaign again after a loss or a `resign()` (which so hands the lead to the next candidate and
+   * queues behind it), and resign on shutdown. Default `true`.
    */
   autoCampaign?: boolean;
 }

@@ -125,7 +125,8 @@ export class ElectionService implements OnApplicationBootstrap, BeforeApplicatio
       try {
         const leadership = await this.campaign(name, value, { signal: stop });
         pause = RETRY_FIRST_MS;
-        await untilAborted(AbortSignal.any([leadership.signal, stop]));
+        // Ended by a loss, or by a resign() through this service or on the Leadership itself.
+        await Promise.race([leadership.ended, untilAborted(stop)]);
         if (leadership.lost) this.elections.logger.warn(`leadership of election "${name}" lost; campaigning again`);
       } catch (err) {
         if (stop.aborted) return;

@@ -107,6 +107,13 @@ describe('@LeaderOnly over in-memory elections', () => {
     await expect(locks.withLock('r', () => a.get(Jobs).nested())).resolves.toBe('inner');
   });
 
+  it('auto-campaign campaigns again after a resign() on the Leadership itself, behind the next leader', async () => {
+    await a.get(ElectionService).leadership()!.resign();
+    await waitFor(() => b.get(ElectionService).isLeader(), { message: 'b leads' });
+    await waitFor(() => a.get(InMemoryElections).campaigning('default'), { message: 'a campaigns again' });
+    expect(a.get(ElectionService).isLeader()).toBe(false);
+  });
+
   it('gates @Timeout and @Cron jobs too: they run on the leader only', async () => {
     await waitFor(() => b.get(Jobs).laterTimeoutFired && a.get(Jobs).cronRuns >= 1, {
       timeoutMs: 3000,
