@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffPauses } from './backoff.js';
 import { AlreadyCampaigningError, assertElectionName, assertElectionPrefix, assertElectionValue } from './election-errors.js';
 import { InvalidLockArgumentError, LockClientClosedError } from './errors.js';
 import { LockHandle, type LockLease } from './handle.js';
@@ -45,8 +47,7 @@ export interface Candidacy {
 }
 
 const CAMPAIGN_OPTIONS = new Set(['signal', 'timeout']);
-const RESYNC_FIRST_MS = 50;
-const RESYNC_MAX_MS = 1000;
+const RESYNC_RETRY = { firstMs: 50, maxMs: 1000 };
 
 /**
  * Leader elections with the key layout of etcd's `concurrency.Election` and `etcdctl elect`:
@@ -221,13 +222,14 @@ export abstract class Elections {
   }
 
   private async readLeaderRetrying(keyPrefix: string, stopped: () => boolean): Promise<LeaderInfo | undefined> {
-    for (let pause = RESYNC_FIRST_MS; ; pause = Math.min(pause * 2, RESYNC_MAX_MS)) {
+    for (const pauses = backoffPauses(RESYNC_RETRY); ;) {
       try {
         return await this.readLeader(keyPrefix);
       } catch (err) {
         if (stopped()) return undefined;
+        const pause = pauses.next().value;
         this.logger.debug?.(`reading the leader of ${keyPrefix} failed, retrying in ${pause} ms: ${String(err)}`);
-        await new Promise(resolve => setTimeout(resolve, pause));
+        await sleep(pause);
       }
     }
   }

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdLeaseInvalidError } from 'etcd3';
+import { backoffPauses } from './backoff.js';
 import { ElectionStore } from './election-store.js';
 import { Elections, type Candidacy, type LeaderInfo } from './elections.js';
 import { EtcdUnavailableError, LockLostError } from './errors.js';
@@ -9,11 +11,9 @@ import type { AcquireOneOptions } from './lock-client.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 
-const READ_RETRY_FIRST_MS = 50;
-const READ_RETRY_MAX_MS = 1000;
+const READ_RETRY = { firstMs: 50, maxMs: 1000 };
 /** Background retries of a withdrawn candidate key's deletion, while its lease lives. */
-const WITHDRAW_RETRY_FIRST_MS = 100;
-const WITHDRAW_RETRY_MAX_MS = 2000;
+const WITHDRAW_RETRY = { firstMs: 100, maxMs: 2000 };
 
 /**
  * Elections on etcd, on the lock client's own session lease (the same keepalive as its locks),
@@ -26,6 +26,11 @@ const WITHDRAW_RETRY_MAX_MS = 2000;
  */
 export class EtcdElections extends Elections {
   private readonly store: ElectionStore;
+  /**
+   * Deletions of our candidate keys still being retried. A new campaign on the same name (the
+   * same key: one per lease) waits for its key's, or it would adopt the old key and then lose it.
+   */
+  private readonly withdrawals = new Map<string, Promise<void>>();
 
   constructor(
     private readonly client: EtcdLockClient,
@@ -43,6 +48,8 @@ export class EtcdElections extends Elections {
     let token: bigint | undefined;
     try {
       scope.throwIfAborted();
+      const withdrawal = this.withdrawals.get(key);
+      if (withdrawal) await scope.race(withdrawal);
       put = this.store.put(key, value, session.leaseId);
       token = await scope.race(put);
       await this.waitForTurn(scope, session, resource, keyPrefix, key, token);
@@ -76,7 +83,7 @@ export class EtcdElections extends Elections {
       lease: session,
       remove: () =>
         this.store.deleteOwn(key, token).catch(err => {
-          void this.retryWithdraw(session, key, token, err);
+          this.retryWithdraw(session, key, token, err);
         }),
       proclaim: value =>
         this.store.proclaim(key, token, value, session.leaseId).catch(err => {
@@ -97,7 +104,15 @@ export class EtcdElections extends Elections {
             )
             .finally(() => (verifying = false));
         };
-        return watchKeys(this.client.etcd, { key, only: 'delete' }, verify, this.logger);
+        // The watch rides etcd3's one shared stream; a read every third of the TTL covers a stream
+        // that stalled or was refused (an expired auth token) without telling anyone.
+        const stopWatch = watchKeys(this.client.etcd, { key, only: 'delete' }, verify, this.logger);
+        const timer = setInterval(verify, (session.grantedTtl * 1000) / 3);
+        timer.unref();
+        return () => {
+          clearInterval(timer);
+          stopWatch();
+        };
       },
     };
   }
@@ -144,12 +159,13 @@ export class EtcdElections extends Elections {
   }
 
   /** Re-reads, retrying while etcd cannot answer: the wait's own end (timeout, signal, lease) still ends it. */
-  private async readView(scope: WaitScope, keyPrefix: string, key: string, token: bigint) {
-    for (let pause = READ_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, READ_RETRY_MAX_MS)) {
+  private async readView(scope: WaitScope, keyPrefix: string, key: string, token: bigint): ReturnType<ElectionStore['view']> {
+    for (const pauses = backoffPauses(READ_RETRY); ;) {
       try {
         return await scope.race(this.store.view(keyPrefix, key, token));
       } catch (err) {
         if (scope.aborted || !(toLockError(err, 'reading the election') instanceof EtcdUnavailableError)) throw err;
+        const pause = pauses.next().value;
         this.logger.debug?.(`${key}: reading the election failed, retrying in ${pause} ms: ${String(err)}`);
         await scope.race(sleep(pause));
       }
@@ -162,24 +178,27 @@ export class EtcdElections extends Elections {
     try {
       await (token === undefined ? this.store.deleteUnique(key) : this.store.deleteOwn(key, token));
     } catch (err) {
-      void this.retryWithdraw(session, key, token, err);
+      this.retryWithdraw(session, key, token, err);
     }
   }
 
-  private async retryWithdraw(session: Session, key: string, token: bigint | undefined, first: unknown): Promise<void> {
+  /** Retries a candidate key's deletion in the background while its lease lives; registered in `withdrawals`. */
+  private retryWithdraw(session: Session, key: string, token: bigint | undefined, first: unknown): void {
     this.logger.warn(`could not delete election key ${key} (${String(first)}); retrying in the background`);
-    for (let pause = WITHDRAW_RETRY_FIRST_MS; session.alive; pause = Math.min(pause * 2, WITHDRAW_RETRY_MAX_MS)) {
-      await sleep(pause);
-      try {
-        await (token === undefined ? this.store.deleteUnique(key) : this.store.deleteOwn(key, token));
-        return;
-      } catch (err) {
-        this.logger.debug?.(`deleting election key ${key} failed again: ${String(err)}`);
+    const retrying = (async () => {
+      for (const pause of backoffPauses(WITHDRAW_RETRY)) {
+        await sleep(pause);
+        if (!session.alive) return;
+        try {
+          await (token === undefined ? this.store.deleteUnique(key) : this.store.deleteOwn(key, token));
+          return;
+        } catch (err) {
+          this.logger.debug?.(`deleting election key ${key} failed again: ${String(err)}`);
+        }
       }
-    }
+    })().finally(() => {
+      if (this.withdrawals.get(key) === retrying) this.withdrawals.delete(key);
+    });
+    this.withdrawals.set(key, retrying);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms));
 }

@@ -5,6 +5,7 @@
 export * from './public-api.js';
 
 // Internal: shared with the other layers, not part of the package's API (no entry point exports it).
+export { backoffPauses } from './backoff.js';
 export { runWhileHeld } from './handle.js';
 export { compareResources, describeValue, resourcePrefix, waiterKey } from './keys.js';
 export { silentLogger } from './logger.js';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import type { CampaignOptions, Elections, LeaderInfo, Leadership } from '../core/index.js';
+import { backoffPauses, type CampaignOptions, type Elections, type LeaderInfo, type Leadership } from '../core/index.js';
 import { ELECTION_OPTIONS, ELECTIONS, type ResolvedElectionOptions } from './election-options.js';
 
 /** Where this instance stands in one election it campaigned in through `ElectionService`. */
@@ -15,9 +15,8 @@ export interface ElectionStanding {
   value?: string;
 }
 
-/** Pause before campaigning again after a failed campaign, at first and at most (ms). */
-const RETRY_FIRST_MS = 250;
-const RETRY_MAX_MS = 5000;
+/** Pauses before campaigning again after a failed campaign. */
+const CAMPAIGN_RETRY = { firstMs: 250, maxMs: 5000 };
 
 /**
  * Leader elections for the application, on the lock client's etcd and lease, in the key layout of
@@ -121,18 +120,18 @@ export class ElectionService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async campaignForever(name: string, value: string): Promise<void> {
     const stop = this.stopAuto.signal;
-    for (let pause = RETRY_FIRST_MS; !stop.aborted;) {
+    for (let pauses = backoffPauses(CAMPAIGN_RETRY); !stop.aborted;) {
       try {
         const leadership = await this.campaign(name, value, { signal: stop });
-        pause = RETRY_FIRST_MS;
+        pauses = backoffPauses(CAMPAIGN_RETRY);
         // Ended by a loss, or by a resign() through this service or on the Leadership itself.
         await Promise.race([leadership.ended, untilAborted(stop)]);
         if (leadership.lost) this.elections.logger.warn(`leadership of election "${name}" lost; campaigning again`);
       } catch (err) {
         if (stop.aborted) return;
+        const pause = pauses.next().value;
         this.elections.logger.warn(`campaign in election "${name}" failed (${(err as Error).message}); again in ${pause} ms`);
         await untilAborted(stop, pause);
-        pause = Math.min(pause * 2, RETRY_MAX_MS);
       }
     }
   }
