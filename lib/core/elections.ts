@@ -31,6 +31,7 @@ export interface LeaderInfo {
   fencingToken: bigint;
 }
 
+/** Called by `observe()` with the leader now and after each change; `undefined` while nobody leads. */
 export type LeaderListener = (leader: LeaderInfo | undefined) => void;
 
 /** One candidacy that won, as a backend hands it over. */
@@ -66,6 +67,7 @@ export abstract class Elections {
     /** Prefix of every election's keys: `<prefix><name>/<lease hex>`. Default `elections/`. */
     readonly prefix: string,
     protected readonly events: LockEvents,
+    /** Where the elections log (the lock client's logger). */
     readonly logger: LockLogger,
   ) {
     assertElectionPrefix(prefix);

@@ -21,6 +21,9 @@ const injected = new WeakSet<object>();
  * `fencingToken` with leader-only writes and heed its `signal`, which aborts on loss. Leadership is
  * checked when the call starts; a run is not cut short by a loss, so long runs should heed the signal.
  *
+ * Something must campaign in that election, or the method never runs: the module option
+ * `election` does it for `'default'` (or its `name`); another name needs `ElectionService.campaign`.
+ *
  * The class must be a provider of a module that imports `EtcdLockModule` (or
  * `EtcdLockTestingModule`): the `ElectionService` is injected into it as a property.
  */

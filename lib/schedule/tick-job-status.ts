@@ -5,6 +5,7 @@ export interface TickJobStatus {
   job: string;
   /** The skew window S of its schedule, in ms. */
   windowMs: number;
+  /** Runs of it in progress here now (more than 1 only with `overlap: 'allow'`). */
   running: number;
   /** Ticks run here, and ticks skipped here by reason, since bootstrap. */
   ran: number;

@@ -93,6 +93,7 @@ export class InMemoryElections extends Elections {
   private lease: InMemoryLease;
 
   constructor(
+    /** The shared state of the elections: give one ledger to several instances to elect among them. */
     readonly ledger = new InMemoryElectionLedger(),
     options: { prefix?: string; events?: LockEvents; logger?: LockLogger } = {},
   ) {
