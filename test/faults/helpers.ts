@@ -411,3 +411,34 @@ export function report(row: FigureRow): void {
 function round(value: number): number {
   return Number.isInteger(value) ? value : Math.round(value * 10) / 10;
 }
+
+/** One round of a "waiter's lease revoked while queued" scenario. */
+export interface RevokedWaiterRound {
+  victimGranted: boolean;
+  /** From the revocation to the victim's rejection. */
+  rejectedAfterRevokeMs: number;
+  nextGranted: boolean;
+}
+
+/** Reports the rounds of a revoked-waiter scenario; returns how many revoked waiters were granted (must be 0). */
+export function reportRevokedWaiters(
+  scenario: string,
+  bound: string,
+  rounds: RevokedWaiterRound[],
+  figures: FigureRow['figures'] = {},
+): number {
+  const granted = rounds.filter(r => r.victimGranted).length;
+  report({
+    scenario,
+    bound,
+    figures: {
+      ...figures,
+      rounds: rounds.length,
+      revokedWaitersGranted: granted,
+      revokedWaiterRejectedMsMax: Math.max(...rounds.map(r => r.rejectedAfterRevokeMs)),
+      nextWaiterGranted: rounds.filter(r => r.nextGranted).length,
+    },
+    pass: granted === 0 && rounds.every(r => r.nextGranted),
+  });
+  return granted;
+}

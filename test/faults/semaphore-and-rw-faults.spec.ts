@@ -15,6 +15,7 @@ import {
   maxConcurrent,
   nowNs,
   report,
+  reportRevokedWaiters,
   sectionsOf,
   startFaultFixture,
   startFaultWorker,
@@ -22,6 +23,7 @@ import {
   withTimeout,
   writerOverlaps,
   type FaultWorker,
+  type RevokedWaiterRound,
 } from './helpers.js';
 
 jest.setTimeout(90_000);
@@ -67,7 +69,7 @@ describe('fault suite: semaphores and read/write locks (3-member cluster)', () =
     const permits = 2;
     const [holderClient, victimClient, nextClient] = [on(0, prefix), on(1, prefix), on(2, prefix)];
     const timings = ['release at once', 'release once the victim gave up'];
-    const rows: Array<{ victimGranted: boolean; rejectedAfterRevokeMs: number; nextGranted: boolean }> = [];
+    const rows: RevokedWaiterRound[] = [];
     for (const [round, timing] of timings.entries()) {
       const resource = `s${round}`;
       const holders = [await holderClient.acquire(resource, { permits }), await holderClient.acquire(resource, { permits })];
@@ -96,19 +98,14 @@ describe('fault suite: semaphores and read/write locks (3-member cluster)', () =
       await Promise.all([holders[1]!.release(), nextResult.lock!.release()]);
       expect(await keysAt(view, `${prefix}${resource}/`)).toEqual([]);
     }
-    const granted = rows.filter(r => r.victimGranted).length;
-    report({
-      scenario: "semaphore waiter's lease revoked while queued",
-      bound: 'it is never granted a permit; the next waiter is',
-      figures: {
+    const granted = reportRevokedWaiters(
+      "semaphore waiter's lease revoked while queued",
+      'it is never granted a permit; the next waiter is',
+      rows,
+      {
         permits,
-        rounds: rows.length,
-        revokedWaitersGranted: granted,
-        revokedWaiterRejectedMsMax: Math.max(...rows.map(r => r.rejectedAfterRevokeMs)),
-        nextWaiterGranted: rows.filter(r => r.nextGranted).length,
       },
-      pass: granted === 0 && rows.every(r => r.nextGranted),
-    });
+    );
     expect(granted).toBe(0);
   });
 
