@@ -8,6 +8,8 @@ import { AppConfig } from './config/app-config.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import { CountersController } from './counters/counters.controller.js';
 import { CountersService } from './counters/counters.service.js';
+import { ExportsController } from './exports/exports.controller.js';
+import { ExportsService } from './exports/exports.service.js';
 import { LockWaitClock } from './lock-wait/lock-wait.js';
 import { SeatsController } from './seats/seats.controller.js';
 import { SeatsService } from './seats/seats.service.js';
@@ -18,7 +20,7 @@ import { heartbeatParts } from './ticks/heartbeat.parts.js';
 
 const heartbeat = heartbeatParts();
 
-/** The sample service: seat bookings, account transfers, counters and (HEARTBEAT=1) a once-per-tick heartbeat and a leader-only report, all state in etcd. */
+/** The sample service: seat bookings, account transfers and statements, counters, rate-limited exports and (HEARTBEAT=1) a once-per-tick heartbeat and a leader-only report, all state in etcd. */
 @Module({
   imports: [
     AppConfigModule,
@@ -35,7 +37,7 @@ const heartbeat = heartbeatParts();
     }),
     ...heartbeat.imports,
   ],
-  controllers: [SeatsController, AccountsController, CountersController, StatusController, ...heartbeat.controllers],
+  controllers: [SeatsController, AccountsController, CountersController, ExportsController, StatusController, ...heartbeat.controllers],
   providers: [
     FencedStore,
     SeatsService,
@@ -43,6 +45,7 @@ const heartbeat = heartbeatParts();
     AuditJob,
     ...heartbeat.providers,
     CountersService,
+    ExportsService,
     { provide: APP_INTERCEPTOR, useClass: LockWaitClock },
     { provide: APP_FILTER, useClass: StoreExceptionFilter },
   ],

@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
 import { CurrentLock, Locked, type LockSet } from '../../lib/index.js';
 import { AppConfig } from '../config/app-config.js';
 import { LockWaitMs } from '../lock-wait/lock-wait.js';
@@ -24,6 +24,20 @@ export class AccountsController {
   @Get('accounts/audit')
   async lastAudit() {
     return (await this.audits.lastAudit()) ?? {};
+  }
+
+  /**
+   * A statement of several accounts (`?accounts=alice,bob&pauseMs=5`), read under their shared
+   * locks: statements run together, transfers wait for them and they for transfers.
+   */
+  @Get('statements')
+  async statement(@Query('accounts') accounts: unknown, @Query('pauseMs') pause: unknown) {
+    const ids = typeof accounts === 'string' ? [...new Set(accounts.split(',').filter(Boolean))] : [];
+    if (ids.length === 0) throw new BadRequestException('accounts must list at least one account, comma-separated');
+    const pauseMs = pause === undefined ? 0 : Number(pause);
+    if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > 1000)
+      throw new BadRequestException('pauseMs must be an integer between 0 and 1000');
+    return { ...(await this.accounts.statement(ids, pauseMs)), instance: this.config.instance };
   }
 
   @Get('accounts/:id')

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, UnprocessableEntityException } from '@nestjs/common';
+import { LockService } from '../../lib/index.js';
 import { FencedStore } from '../state/fenced-store.js';
 
 /** Every account opens with this balance on first use: a sample app has no sign-up flow. */
@@ -22,10 +24,26 @@ export class InsufficientFundsException extends UnprocessableEntityException {
   }
 }
 
-/** Account balances in etcd. Writers hold the accounts' locks and pass their fencing tokens. */
+/** A statement of several accounts: their balances, all read while no transfer between them could run. */
+export interface Statement {
+  balances: Record<string, number>;
+  total: number;
+  /** When the locks were held, in ms since the epoch (`performance.timeOrigin` based: comparable between the processes of one machine). */
+  heldFrom: number;
+  heldUntil: number;
+}
+
+/**
+ * Account balances in etcd. Writers (transfers) hold the accounts' locks exclusively and pass
+ * their fencing tokens; statements hold them shared, so they run beside each other but never
+ * beside a transfer.
+ */
 @Injectable()
 export class AccountsService {
-  constructor(private readonly store: FencedStore) {}
+  constructor(
+    private readonly store: FencedStore,
+    private readonly locks: LockService,
+  ) {}
 
   async balance(accountId: string): Promise<number> {
     return (await this.store.read<Account>(record(accountId)))?.balance ?? OPENING_BALANCE;
@@ -44,6 +62,28 @@ export class AccountsService {
       return [{ balance: fromBalance - amount }, { balance: toBalance + amount }];
     });
     return { fromBalance: source.balance, toBalance: target.balance };
+  }
+
+  /**
+   * The balances of `accounts`, read one by one with `pauseMs` between reads: the shared locks
+   * alone keep a transfer from moving money between two of the reads (which would make the
+   * total wrong), while other statements read on.
+   */
+  statement(accounts: readonly string[], pauseMs: number): Promise<Statement> {
+    return this.locks.withLock(
+      accounts.map(account => `account:${account}`),
+      async () => {
+        const heldFrom = performance.timeOrigin + performance.now();
+        const balances: Record<string, number> = {};
+        for (const [i, account] of accounts.entries()) {
+          if (i > 0) await sleep(pauseMs);
+          balances[account] = await this.balance(account);
+        }
+        const total = Object.values(balances).reduce((sum, balance) => sum + balance, 0);
+        return { balances, total, heldFrom, heldUntil: performance.timeOrigin + performance.now() };
+      },
+      { shared: true },
+    );
   }
 
   /** Every opened account's balance, read at one etcd revision. */

@@ -54,3 +54,16 @@ export function countConflicting(requests: readonly TimedRequest[]): number {
   }
   return conflicting.size;
 }
+
+/** The most intervals open at one instant (touching ones do not overlap). */
+export function maxAtOnce(intervals: ReadonlyArray<{ from: number; until: number }>): number {
+  const edges = intervals.flatMap(({ from, until }) => [
+    { at: from, step: 1 },
+    { at: until, step: -1 },
+  ]);
+  edges.sort((a, b) => a.at - b.at || a.step - b.step);
+  let open = 0;
+  let most = 0;
+  for (const edge of edges) most = Math.max(most, (open += edge.step));
+  return most;
+}

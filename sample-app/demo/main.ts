@@ -10,8 +10,10 @@ import { getJson } from './http-json.js';
 import { obtainEtcd, startLocalEtcd } from './local-etcd.js';
 import { startSampleApp, stopAllSampleApps } from './sample-app-process.js';
 import { runCounterLoad } from './scenarios/counter-load.js';
+import { runExportsLoad } from './scenarios/exports-load.js';
 import { collectHeartbeatTicks } from './scenarios/heartbeat-ticks.js';
 import { runSeatsLoad } from './scenarios/seats-load.js';
+import { runStatementsLoad } from './scenarios/statements-load.js';
 import { runTransfersLoad } from './scenarios/transfers-load.js';
 import { formatSummary } from './summary.js';
 import type { FencingReport } from '../state/fenced-store.js';
@@ -24,6 +26,10 @@ const SEATS = Array.from({ length: 10 }, (_, i) => `A${i + 1}`);
 const CUSTOMERS_PER_SEAT = 6;
 const ACCOUNTS = ['alice', 'bob', 'carol', 'dave'];
 const TRANSFERS = 100;
+/** Statements of all ACCOUNTS read under shared locks while the transfers run. */
+const STATEMENTS = 30;
+/** More exports asked for at once than the semaphore (2 slots) lets run. */
+const EXPORTS = 12;
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
@@ -60,12 +66,15 @@ async function main(): Promise<void> {
     const urls = instances.map(instance => instance.url);
 
     step(
-      `with the lock: ${COUNTER_REQUESTS} counter increments, ${SEATS.length * CUSTOMERS_PER_SEAT} seat bookings, ${TRANSFERS} transfers, all at once...`,
+      `with the lock: ${COUNTER_REQUESTS} counter increments, ${SEATS.length * CUSTOMERS_PER_SEAT} seat bookings, ${TRANSFERS} transfers ` +
+        `beside ${STATEMENTS} statements, ${EXPORTS} exports, all at once...`,
     );
-    const [counter, seats, transfers] = await Promise.all([
+    const [counter, seats, transfers, statements, exports] = await Promise.all([
       runCounterLoad(urls, { counter: 'hits', requests: COUNTER_REQUESTS, concurrency: CONCURRENCY }),
       runSeatsLoad(urls, { seats: SEATS, customersPerSeat: CUSTOMERS_PER_SEAT, concurrency: CONCURRENCY }),
       runTransfersLoad(urls, { accounts: ACCOUNTS, transfers: TRANSFERS, concurrency: CONCURRENCY, maxAmount: 50, seed: 42 }),
+      runStatementsLoad(urls, { accounts: ACCOUNTS, statements: STATEMENTS, concurrency: 6, pauseMs: 5 }),
+      runExportsLoad(urls, { exports: EXPORTS, concurrency: 6, workMs: 100 }),
     ]);
 
     step(`without the lock: ${COUNTER_REQUESTS} increments of the unlocked control counter...`);
@@ -110,6 +119,8 @@ async function main(): Promise<void> {
       counter,
       seats,
       transfers,
+      statements,
+      exports,
       unlocked,
       audit: await getJson(`${urls[0]}/accounts/audit`),
       fencing,

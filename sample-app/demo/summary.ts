@@ -5,7 +5,7 @@ const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 /** The few lines `npm run demo` ends with. */
 export function formatSummary(report: DemoReport, elapsedMs: number): string {
-  const { counter, seats, transfers, unlocked, fencing, lockWait } = report;
+  const { counter, seats, transfers, statements, exports, unlocked, fencing, lockWait } = report;
   const bookedSeats = [...seats.winners.values()].filter(customers => customers.length > 0).length;
   const audit = report.audit;
   const auditLine =
@@ -20,6 +20,8 @@ export function formatSummary(report: DemoReport, elapsedMs: number): string {
     `  counter                 ${counter.load.requests} increments, ${counter.succeeded.length} ok, final value ${counter.finalValue} (expected ${counter.succeeded.length}), lost updates ${counter.lostUpdates}`,
     `  seat bookings           ${seats.bookings.length} attempts on ${seats.load.seats.length} seats: ${bookedSeats} booked, ${seats.taken} told "taken", double bookings ${seats.doubleBookings}`,
     `  transfers               ${transfers.transfers.length} between ${transfers.load.accounts.length} accounts both ways: ${transfers.succeeded.length} ok, ${transfers.insufficientFunds} refused (funds); total ${transfers.totalAfter} (expected ${transfers.totalBefore}), balances match: ${yesNo(transfers.balancesMatch)}`,
+    `  statements (shared)     ${statements.succeeded} of ${statements.replies.length} read beside the transfers, up to ${statements.maxReadersAtOnce} at once; every total ${transfers.totalBefore}: ${yesNo(report.statementsConsistent)}`,
+    `  exports (semaphore)     ${exports.succeeded} of ${exports.replies.length} ran, ${exports.load.concurrency} asked at once: at most ${exports.maxRunningAtOnce} running at once across the instances (limit ${exports.slots}, counted in etcd)`,
     `  requests                ${report.lockedRequests} (failed: ${report.failures})`,
     `  conflicts serialized    ${report.conflicting} requests overlapped another one on the same key`,
     `  lock wait               p50 ${ms(lockWait.p50)}, p99 ${ms(lockWait.p99)} (max ${ms(lockWait.max)}; over the ${lockWait.samples} successful requests)`,

@@ -1,6 +1,6 @@
 /**
  * Our locks and Go's `concurrency.Mutex` (etcd's own client library, of the etcd line under test)
- * exclude each other both ways, and neither side hands the lock to a waiter whose lease was revoked.
+ * exclude each other both ways (Go's Mutex counts as a writer to our read/write locks), and neither side hands the lock to a waiter whose lease was revoked.
  */
 import type { Etcd3 } from 'etcd3';
 import { EtcdLockClient, LockLostError } from '../../lib/core/index.js';
@@ -57,6 +57,31 @@ describe(`interop with Go's concurrency.Mutex (client/v3 of etcd ${MUTEX_LINE ==
     go.unlock();
     expect(await go.exited).toBe(0);
     expect(await readQueue(view, 'locks/held-by-us/')).toEqual([]);
+  });
+
+  it("Go's Mutex is a writer to our read/write lock: Go holding excludes our readers, and Go waits for our reader", async () => {
+    const name = 'locks/rw-with-go';
+    const go = spawnGo(name);
+    const theirs = await go.held();
+    expect(await client.tryAcquire('rw-with-go', { shared: true })).toBeNull();
+    const reader = track(client.acquire('rw-with-go', { shared: true }));
+    await queued(`${name}/`, 2, 'our reader queued behind Go');
+    expect(await staysFalse(() => reader.outcome.status !== 'pending', 300)).toBe(true);
+    go.unlock();
+    const read = await reader.promise;
+    expect(await go.exited).toBe(0);
+    expect(read.fencingToken).toBeGreaterThan(theirs.revision);
+
+    // Our reader holds: Go's Mutex queues behind it and locks only once it is released.
+    const second = spawnGo(name);
+    await queued(`${name}/`, 2, "Go's key queued behind our reader");
+    const [, goEntry] = await readQueue(view, `${name}/`);
+    expect(await staysFalse(() => second.stdout.includes('locked'), 300)).toBe(true);
+    await read.release();
+    expect((await second.held()).key).toBe(goEntry!.key);
+    second.unlock();
+    expect(await second.exited).toBe(0);
+    expect(await readQueue(view, `${name}/`)).toEqual([]);
   });
 
   it('our waiter behind Go whose lease is revoked is refused, and the lock goes to the next waiter', async () => {

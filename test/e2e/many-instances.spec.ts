@@ -1,6 +1,7 @@
 /**
  * Several sample-app PROCESSES against one real etcd, all hit at once with conflicting requests:
- * no lost update, no double booking, money conserved, fencing tokens in write order. The same
+ * no lost update, no double booking, money conserved, statements consistent beside transfers,
+ * at most 2 exports at once, fencing tokens in write order. The same
  * load on the unlocked control endpoint loses updates, which shows that the test can fail.
  */
 import { jest } from '@jest/globals';
@@ -9,8 +10,10 @@ import { waitFor } from '../support/wait.js';
 import { getJson } from '../../sample-app/demo/http-json.js';
 import { stopAllSampleApps } from '../../sample-app/demo/sample-app-process.js';
 import { runCounterLoad } from '../../sample-app/demo/scenarios/counter-load.js';
+import { runExportsLoad } from '../../sample-app/demo/scenarios/exports-load.js';
 import { failureOf, succeeded } from '../../sample-app/demo/scenarios/replies.js';
 import { runSeatsLoad } from '../../sample-app/demo/scenarios/seats-load.js';
+import { runStatementsLoad } from '../../sample-app/demo/scenarios/statements-load.js';
 import { runTransfersLoad } from '../../sample-app/demo/scenarios/transfers-load.js';
 import { startFleet, type Fleet } from './fleet.js';
 
@@ -81,6 +84,26 @@ describe('sample-app: several instances as separate processes on one etcd', () =
       { timeoutMs: 10_000, message: () => `an audit after the transfers (last: ${JSON.stringify(audit)})` },
     );
     expect(audit).toMatchObject({ accounts: 4, total: 4000, expectedTotal: 4000, consistent: true });
+  });
+
+  it('statements read under shared locks beside transfers: every total is the money in the system; statements share', async () => {
+    const accounts = ['s1', 's2', 's3', 's4'];
+    const [transfers, statements] = await Promise.all([
+      runTransfersLoad(fleet.urls, { accounts, transfers: 60, concurrency: 12, maxAmount: 40, seed: 11 }),
+      runStatementsLoad(fleet.urls, { accounts, statements: 30, concurrency: 6, pauseMs: 5 }),
+    ]);
+    expect(statements.replies.filter(r => !succeeded(r)).map(failureOf)).toEqual([]);
+    expect(transfers.conserved).toBe(true);
+    expect(new Set(statements.totals)).toEqual(new Set([transfers.totalBefore]));
+    expect(statements.maxReadersAtOnce).toBeGreaterThan(1);
+  });
+
+  it('exports: a semaphore of 2 lets at most 2 run at once across the instances, and reaches 2', async () => {
+    const run = await runExportsLoad(fleet.urls, { exports: 12, concurrency: 6, workMs: 100 });
+    expect(run.replies.filter(r => !succeeded(r)).map(failureOf)).toEqual([]);
+    expect(run.slots).toBe(2);
+    expect(run.maxRunningAtOnce).toBe(2);
+    expect(new Set(run.replies.map(r => r.body.instance)).size).toBe(INSTANCES);
   });
 
   it('the fenced store never had to retry or refuse: the lock alone serialized every conflict', async () => {

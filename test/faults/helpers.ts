@@ -222,9 +222,10 @@ export interface Grant {
  * The history check, read from etcd's MVCC store (so it must run before any compaction):
  * - the grant's token is its key's create revision: at revision `token` the key exists, created
  *   in exactly that revision;
- * - the key was the oldest live key of the resource when the holder ran: at the revision of the
- *   holder's first read after the grant, ranging the resource prefix by create revision gives
- *   that key first (every earlier waiter was gone).
+ * - the key was entitled to hold when the holder ran: at the revision of the holder's first read
+ *   after the grant, ranging the resource prefix by create revision gives that key first (every
+ *   earlier waiter was gone) or, for the modes named in the key (see {@link heldWith}), only
+ *   readers ahead of a reader, fewer than N keys ahead of a semaphore-of-N holder.
  * Returns one line per violation.
  */
 export async function checkHistory(etcd: Etcd3, grants: Grant[]): Promise<{ violations: string[]; checkedAtSeen: number }> {
@@ -238,15 +239,28 @@ export async function checkHistory(etcd: Etcd3, grants: Grant[]): Promise<{ viol
     }
     if (grant.seenRevision !== undefined) {
       checkedAtSeen++;
-      const [oldest] = await keysAt(etcd, grant.prefix, grant.seenRevision);
-      if (!oldest || oldest.key !== grant.key || oldest.createRevision !== grant.token) {
+      const queue = await keysAt(etcd, grant.prefix, grant.seenRevision);
+      const index = queue.findIndex(e => e.key === grant.key && e.createRevision === grant.token);
+      if (index < 0 || !heldWith(grant.key, queue.slice(0, index))) {
         violations.push(
-          `${grant.key} (token ${grant.token}) held at revision ${grant.seenRevision}, but the oldest key then was ${oldest?.key} (${oldest?.createRevision})`,
+          `${grant.key} (token ${grant.token}) held at revision ${grant.seenRevision}, but the queue then was ${queue.map(e => `${e.key} (${e.createRevision})`).join(', ')}`,
         );
       }
     }
   }
   return { violations, checkedAtSeen };
+}
+
+/**
+ * Whether a key may hold with `ahead` (oldest first) ahead of it, read from the key's own name
+ * as the README states the format, independently of lib/: `…_<n>.r` is a reader (only readers
+ * ahead), `…_<n>.s<N>` a semaphore's (fewer than N ahead), any other key a writer (nothing ahead).
+ */
+export function heldWith(key: string, ahead: readonly KeyEntry[]): boolean {
+  if (/_[0-9a-z]+\.r$/.test(key)) return ahead.every(e => /_[0-9a-z]+\.r$/.test(e.key));
+  const semaphore = /_[0-9a-z]+\.s([1-9][0-9]*)$/.exec(key);
+  if (semaphore) return ahead.length < Number(semaphore[1]);
+  return ahead.length === 0;
 }
 
 /**
@@ -268,6 +282,8 @@ export interface Section {
   token: bigint;
   enter: bigint;
   exit: bigint;
+  /** A reader's section (of `contend` with `shared: true`). */
+  shared?: boolean;
 }
 
 /** Pairs of critical sections of one resource whose [enter, exit] intervals intersect. */
@@ -284,13 +300,49 @@ export function overlaps(sections: Section[]): number {
   return count;
 }
 
+/** Pairs of sections of one resource that intersect with at least one not shared: a writer with anyone. */
+export function writerOverlaps(sections: Section[]): number {
+  let count = 0;
+  for (const list of groupBy(sections, s => s.resource).values()) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        const [a, b] = [list[i]!, list[j]!];
+        if ((!a.shared || !b.shared) && a.enter < b.exit && b.enter < a.exit) count++;
+      }
+    }
+  }
+  return count;
+}
+
+/** The most sections of one resource open at the same instant (a semaphore's holders at once). */
+export function maxConcurrent(sections: Section[]): number {
+  let most = 0;
+  for (const list of groupBy(sections, s => s.resource).values()) {
+    // Exits sort before enters at the same instant: touching sections do not overlap.
+    const edges = list.flatMap(s => [
+      { at: s.enter, step: 1 },
+      { at: s.exit, step: -1 },
+    ]);
+    edges.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.step - b.step));
+    let open = 0;
+    for (const edge of edges) most = Math.max(most, (open += edge.step));
+  }
+  return most;
+}
+
 export function sectionsOf(workers: FaultWorker[], prefixOf: (resource: string) => string): { sections: Section[]; grants: Grant[] } {
   const sections: Section[] = [];
   const grants: Grant[] = [];
   for (const w of workers) {
     for (const m of w.all('section')) {
       const token = BigInt(m.token as string);
-      sections.push({ resource: m.resource as string, token, enter: BigInt(m.enter as string), exit: BigInt(m.exit as string) });
+      sections.push({
+        resource: m.resource as string,
+        token,
+        enter: BigInt(m.enter as string),
+        exit: BigInt(m.exit as string),
+        ...(/\.r$/.test(m.key as string) ? { shared: true } : {}),
+      });
       grants.push({
         resource: m.resource as string,
         prefix: prefixOf(m.resource as string),
@@ -358,4 +410,35 @@ export function report(row: FigureRow): void {
 
 function round(value: number): number {
   return Number.isInteger(value) ? value : Math.round(value * 10) / 10;
+}
+
+/** One round of a "waiter's lease revoked while queued" scenario. */
+export interface RevokedWaiterRound {
+  victimGranted: boolean;
+  /** From the revocation to the victim's rejection. */
+  rejectedAfterRevokeMs: number;
+  nextGranted: boolean;
+}
+
+/** Reports the rounds of a revoked-waiter scenario; returns how many revoked waiters were granted (must be 0). */
+export function reportRevokedWaiters(
+  scenario: string,
+  bound: string,
+  rounds: RevokedWaiterRound[],
+  figures: FigureRow['figures'] = {},
+): number {
+  const granted = rounds.filter(r => r.victimGranted).length;
+  report({
+    scenario,
+    bound,
+    figures: {
+      ...figures,
+      rounds: rounds.length,
+      revokedWaitersGranted: granted,
+      revokedWaiterRejectedMsMax: Math.max(...rounds.map(r => r.rejectedAfterRevokeMs)),
+      nextWaiterGranted: rounds.filter(r => r.nextGranted).length,
+    },
+    pass: granted === 0 && rounds.every(r => r.nextGranted),
+  });
+  return granted;
 }

@@ -1,7 +1,7 @@
 /**
  * Fault suite, faults of the HOLDER process, on a 3-member cluster: the holder is a separate Node
  * process (test/workers/fault-worker.ts) that is stopped (SIGSTOP past its TTL), killed
- * (SIGKILL), or whose key is deleted from outside (`etcdctl del`). Every holder writes through the
+ * (SIGKILL; a mutex's holder and a semaphore's), or whose key is deleted from outside (`etcdctl del`). Every holder writes through the
  * fenced store; its history is checked against etcd's MVCC store.
  */
 import { jest } from '@jest/globals';
@@ -160,6 +160,52 @@ describe('fault suite: holder process faults (3-member cluster)', () => {
     expect(history.violations).toEqual([]);
     expect(store.rejected(resource)).toEqual([]);
     await holder.close();
+    expect(await keysAt(view, `${PREFIX}${resource}/`)).toEqual([]);
+  });
+
+  it('semaphore holder SIGKILLed: its permit returns after the TTL, to the first waiter; the other holder keeps its own', async () => {
+    const resource = 'semaphore-killed';
+    const permits = 2;
+    const [victim, other, waiter] = await Promise.all([worker('sem-victim'), worker('sem-other'), worker('sem-waiter')]);
+    const held = await victim.request({ cmd: 'acquire', resource, permits }, ['acquired', 'acquire-failed']);
+    const kept = await other.request({ cmd: 'acquire', resource, permits }, ['acquired', 'acquire-failed']);
+    expect([held.type, kept.type]).toEqual(['acquired', 'acquired']);
+    const waiting = waiter.send({ cmd: 'acquire', resource, permits, waitTimeout: 20_000 });
+    await queued(resource, 3);
+
+    await victim.kill();
+    const killedAt = nowNs();
+    const taken = await waiter.next(m => m.type === 'acquired' || m.type === 'acquire-failed', { from: waiting, timeoutMs: 15_000 });
+    expect(taken.type).toBe('acquired');
+    const takeoverMs = msBetween(killedAt, taken.t as string);
+    const keys = (await keysAt(view, `${PREFIX}${resource}/`)).map(e => e.key);
+    const history = await checkHistory(view, [grantOf(held, victim), grantOf(kept, other), grantOf(taken, waiter)]);
+    const otherLost = other.all('lost').length;
+    const bound = TTL_S * 1000 + 1000;
+    // Granted only once the victim's lease had expired: at the earliest TTL after its last
+    // renewal, itself at most TTL/3 before the kill.
+    const earliest = TTL_S * 1000 - (TTL_S * 1000) / 3 - 50;
+    report({
+      scenario: 'semaphore holder SIGKILL',
+      bound: 'its permit returns to the first waiter within TTL + 1 s, not before its lease expires; the other holder keeps its permit',
+      figures: {
+        ttlS: TTL_S,
+        permits,
+        takeoverMs,
+        boundMs: bound,
+        holdersAfter: keys.length,
+        otherHolderLost: otherLost,
+        historyViolations: history.violations.length,
+      },
+      pass: takeoverMs <= bound && takeoverMs > earliest && otherLost === 0 && history.violations.length === 0,
+    });
+    expect(takeoverMs).toBeLessThanOrEqual(bound);
+    expect(takeoverMs).toBeGreaterThan(earliest);
+    expect(keys).toEqual([kept.key, taken.key]);
+    expect(otherLost).toBe(0);
+    expect(history.violations).toEqual([]);
+    expect(BigInt(taken.token as string)).toBeGreaterThan(BigInt(kept.token as string));
+    await Promise.all([other.close(), waiter.close()]);
     expect(await keysAt(view, `${PREFIX}${resource}/`)).toEqual([]);
   });
 

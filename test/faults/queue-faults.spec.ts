@@ -9,7 +9,7 @@ import { EtcdLockClient, LockLostError, type LockHandle } from '../../lib/core/i
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
-import { currentRevision, delay, keysAt, observer, report, withTimeout } from './helpers.js';
+import { currentRevision, delay, keysAt, observer, report, reportRevokedWaiters, withTimeout, type RevokedWaiterRound } from './helpers.js';
 
 jest.setTimeout(60_000);
 
@@ -68,7 +68,7 @@ describe('fault suite: queue faults (3-member cluster)', () => {
     const nextClient = on(2, prefix);
     // The release comes: at once after the revocation (racing with it), or once the victim knows.
     const timings = ['release at once', 'release once the victim gave up', 'release at once', 'release once the victim gave up'];
-    const rows: Array<{ timing: string; victim: string; rejectedAfterRevokeMs: number; nextGranted: boolean }> = [];
+    const rows: Array<RevokedWaiterRound & { timing: string; victim: string }> = [];
     for (const [round, timing] of timings.entries()) {
       const resource = `r${round}`;
       const holder = await holderClient.acquire(resource);
@@ -87,6 +87,7 @@ describe('fault suite: queue faults (3-member cluster)', () => {
       rows.push({
         timing,
         victim: victimResult.lock ? 'GRANTED' : (victimResult.error as Error).name,
+        victimGranted: victimResult.lock !== undefined,
         rejectedAfterRevokeMs: victimResult.at - revokedAt,
         nextGranted: nextResult.lock !== undefined,
       });
@@ -100,18 +101,7 @@ describe('fault suite: queue faults (3-member cluster)', () => {
     // The victim's client recovers with a fresh lease.
     const again = await victimClient.acquire('after', { waitTimeout: 5000 });
     await again.release();
-    const granted = rows.filter(r => r.victim === 'GRANTED').length;
-    report({
-      scenario: "waiter's lease revoked while queued",
-      bound: 'it is never granted the lock',
-      figures: {
-        rounds: rows.length,
-        revokedWaitersGranted: granted,
-        revokedWaiterRejectedMsMax: Math.max(...rows.map(r => r.rejectedAfterRevokeMs)),
-        nextWaiterGranted: rows.filter(r => r.nextGranted).length,
-      },
-      pass: granted === 0 && rows.every(r => r.nextGranted),
-    });
+    const granted = reportRevokedWaiters("waiter's lease revoked while queued", 'it is never granted the lock', rows);
     expect(granted).toBe(0);
   });
 

@@ -6,12 +6,18 @@
  */
 import type { ScheduleOp } from '../faults/random-schedule.js';
 
+/** The lock mode of an `acquire` or a `contend` (absent: exclusive), as the client's options say it. */
+export interface ModeOptions {
+  shared?: boolean;
+  permits?: number;
+}
+
 export type FaultCommand =
-  | { cmd: 'acquire'; resource: string; waitTimeout?: number }
+  | ({ cmd: 'acquire'; resource: string; waitTimeout?: number } & ModeOptions)
   | { cmd: 'write'; resource: string; note?: string }
   | { cmd: 'release'; resource: string }
   | { cmd: 'hold'; resource: string; tickMs?: number; gapMs?: number }
-  | { cmd: 'contend'; resource: string; iterations: number; holdMs?: number; waitTimeout?: number; deadlineMs?: number }
+  | ({ cmd: 'contend'; resource: string; iterations: number; holdMs?: number; waitTimeout?: number; deadlineMs?: number } & ModeOptions)
   | { cmd: 'stop-contending'; resource?: undefined }
   | { cmd: 'schedule'; ops: ScheduleOp[]; deadlineMs?: number; resource?: undefined }
   | { cmd: 'close'; resource?: undefined };

@@ -9,7 +9,8 @@
  * per line on stdin and answers with JSON lines. Every time is process.hrtime.bigint() (ns, as a
  * string): CLOCK_MONOTONIC, comparable between the processes of one machine.
  *
- *   {"cmd":"acquire","resource":R,"waitTimeout":MS}
+ *   {"cmd":"acquire","resource":R,"waitTimeout":MS,"shared":B,"permits":N}   (shared, permits: the
+ *          lock's mode, as in client.acquire; absent: exclusive; contend takes them too)
  *       -> {"type":"acquired",resource,token,key,lease,t,seenRevision}   (seenRevision: the etcd
  *          revision of a linearizable read of our key made right after the grant)
  *       or {"type":"acquire-failed",resource,error,message,t}
@@ -21,7 +22,7 @@
  *       (the process was stopped), its FIRST action is to read lock.signal.aborted; then, like code
  *       that ignores the signal, it writes to the store anyway. Reports
  *       -> {"type":"resumed",resource,gapMs,abortedAtFirstCheck,lostEventBeforeCheck,throwIfLost,write:{accepted},t}
- *   {"cmd":"contend","resource":R,"iterations":N,"holdMs":MS,"waitTimeout":MS,"deadlineMs":MS}
+ *   {"cmd":"contend","resource":R,"iterations":N,"holdMs":MS,"waitTimeout":MS,"deadlineMs":MS,"shared":B,"permits":N}
  *       N critical sections: acquire, write "enter", wait holdMs, write "exit", release. A failed
  *       acquisition (etcd unavailable, timeout) is reported and retried until deadlineMs.
  *       -> {"type":"section",resource,token,key,enter,exit,seenRevision,writes:[accepted...],lost}
@@ -41,7 +42,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { EtcdLockClient, type LockHandle } from '../../lib/core/index.js';
 import { LockService } from '../../lib/nest/lock.service.js';
-import type { FaultCommand, FaultMessageBody } from './fault-protocol.js';
+import type { FaultCommand, FaultMessageBody, ModeOptions } from './fault-protocol.js';
 import { runSchedule } from './schedule-runner.js';
 
 interface Args {
@@ -144,8 +145,8 @@ function watchLoss(lock: LockHandle): void {
   else signal.addEventListener('abort', onAbort, { once: true });
 }
 
-async function acquire(resource: string, waitTimeout: number | undefined): Promise<LockHandle> {
-  const lock = await client.acquire(resource, { waitTimeout: waitTimeout ?? 30_000 });
+async function acquire(resource: string, waitTimeout: number | undefined, mode: ModeOptions): Promise<LockHandle> {
+  const lock = await client.acquire(resource, { waitTimeout: waitTimeout ?? 30_000, shared: mode.shared, permits: mode.permits });
   const t = now();
   watchLoss(lock);
   return Object.assign(lock, { grantedAt: t });
@@ -162,7 +163,7 @@ async function run(command: FaultCommand): Promise<void> {
   switch (command.cmd) {
     case 'acquire': {
       try {
-        const lock = await acquire(resource, command.waitTimeout);
+        const lock = await acquire(resource, command.waitTimeout, command);
         const t = (lock as LockHandle & { grantedAt: string }).grantedAt;
         held.set(resource, lock);
         emit({
@@ -196,7 +197,14 @@ async function run(command: FaultCommand): Promise<void> {
       await hold(resource, command.tickMs ?? 20, command.gapMs ?? 1000);
       return;
     case 'contend':
-      await contend(resource, command.iterations, command.holdMs ?? 5, command.waitTimeout ?? 30_000, command.deadlineMs ?? 60_000);
+      await contend(
+        resource,
+        command.iterations,
+        command.holdMs ?? 5,
+        command.waitTimeout ?? 30_000,
+        command.deadlineMs ?? 60_000,
+        command,
+      );
       return;
     case 'stop-contending':
       stopContending = true;
@@ -257,7 +265,14 @@ async function hold(resource: string, tickMs: number, gapMs: number): Promise<vo
   }
 }
 
-async function contend(resource: string, iterations: number, holdMs: number, waitTimeout: number, deadlineMs: number): Promise<void> {
+async function contend(
+  resource: string,
+  iterations: number,
+  holdMs: number,
+  waitTimeout: number,
+  deadlineMs: number,
+  mode: ModeOptions,
+): Promise<void> {
   const deadline = performance.now() + deadlineMs;
   let sections = 0;
   let failures = 0;
@@ -265,7 +280,7 @@ async function contend(resource: string, iterations: number, holdMs: number, wai
   while (sections < iterations && performance.now() < deadline && !stopContending) {
     let lock: LockHandle;
     try {
-      lock = await acquire(resource, waitTimeout);
+      lock = await acquire(resource, waitTimeout, mode);
     } catch (err) {
       failures++;
       emit({ type: 'acquire-failed', resource, ...describeError(err), t: now() });
