@@ -49,7 +49,8 @@ export class QueueWait {
 
   /**
    * The queue core: waits until the mode's rule lets our key enter, re-reading the queue on every
-   * wake-up. A semaphore holder that waited then rewrites its key, which wakes the waiter behind.
+   * wake-up. A semaphore holder that entered on a later view than its put's then rewrites its
+   * key, which wakes the waiter behind.
    */
   async waitForTurn(acquisition: QueuedAcquisition, view: QueueView): Promise<void> {
     const { scope, resource, tryOnly, mode, prefix, key } = acquisition;
@@ -65,7 +66,11 @@ export class QueueWait {
         }
         const turn = turnOf(resource, mode, prefix, view.ahead);
         if (turn.enter) {
-          if (waited && rewritesOnEntry(mode)) await this.announceEntry(acquisition);
+          // Entering on a view read after our put (we waited, or etcd3 retried the put and the
+          // first view came later): a waiter behind may have seen us waiting and watch our key.
+          if ((waited || view.revision !== acquisition.createRevision) && rewritesOnEntry(mode)) {
+            await this.announceEntry(acquisition);
+          }
           return;
         }
         if (tryOnly) throw new LockBusyError(resource);
