@@ -2,20 +2,6 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import { prefixRangeEnd } from './keys.js';
 import type { LeaderInfo } from './elections.js';
 
-/** A candidate key, as a read returns it. */
-export interface CandidateKey {
-  key: string;
-  createRevision: bigint;
-}
-
-/** What one read of an election tells a waiting candidate. */
-export interface CandidateView {
-  /** Our own key still exists with the create revision we were given. */
-  ownExists: boolean;
-  /** The candidate right ahead of us (highest create revision below ours), if any. */
-  predecessor: CandidateKey | undefined;
-}
-
 /**
  * The etcd requests of an election, each one round trip, in Go's `concurrency.Election` layout.
  * Every write is guarded so that repeating it (etcd3 retries calls that may have committed) does
@@ -47,36 +33,6 @@ export class ElectionStore {
     const createRevision = BigInt(existing.create_revision);
     if (existing.value.toString() !== value) await this.proclaim(key, createRevision, value, leaseId);
     return createRevision;
-  }
-
-  /** Reads the candidate right ahead of ours (by create revision) and checks that ours is still there. */
-  async view(keyPrefix: string, key: string, createRevision: bigint): Promise<CandidateView> {
-    const res = await this.etcd.kv.txn(
-      {
-        compare: [],
-        success: [
-          {
-            request_range: {
-              key: Buffer.from(keyPrefix),
-              range_end: prefixRangeEnd(keyPrefix),
-              max_create_revision: (createRevision - 1n).toString(),
-              sort_target: 'Create',
-              sort_order: 'Descend',
-              limit: 1,
-              keys_only: true,
-            },
-          },
-          { request_range: { key: Buffer.from(key), keys_only: true } },
-        ],
-      },
-      this.deadline(),
-    );
-    const [ahead] = res.responses[0].response_range.kvs;
-    const [own] = res.responses[1].response_range.kvs;
-    return {
-      ownExists: own !== undefined && BigInt(own.create_revision) === createRevision,
-      predecessor: ahead && { key: ahead.key.toString(), createRevision: BigInt(ahead.create_revision) },
-    };
   }
 
   /** Our own key's create revision now, if it exists. */

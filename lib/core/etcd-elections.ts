@@ -3,7 +3,7 @@ import { EtcdLeaseInvalidError } from 'etcd3';
 import { backoffPauses } from './backoff.js';
 import { ElectionStore } from './election-store.js';
 import { Elections, type Candidacy, type LeaderInfo } from './elections.js';
-import { EtcdUnavailableError, LockLostError } from './errors.js';
+import { LockLostError } from './errors.js';
 import { toLockError } from './etcd-errors.js';
 import type { EtcdLockClient } from './etcd-lock-client.js';
 import { watchKeys } from './key-watch.js';
@@ -11,7 +11,6 @@ import type { AcquireOneOptions } from './lock-client.js';
 import type { Session } from './session.js';
 import { WaitScope } from './wait-scope.js';
 
-const READ_RETRY = { firstMs: 50, maxMs: 1000 };
 /** Background retries of a withdrawn candidate key's deletion, while its lease lives. */
 const WITHDRAW_RETRY = { firstMs: 100, maxMs: 2000 };
 
@@ -19,10 +18,11 @@ const WITHDRAW_RETRY = { firstMs: 100, maxMs: 2000 };
  * Elections on etcd, on the lock client's own session lease (the same keepalive as its locks),
  * interoperable with Go's `concurrency.Election` and `etcdctl elect` on the same prefix.
  *
- * Unlike Go's Campaign, a waiting candidate re-reads its own key after every wake-up and fails
- * with `LockLostError` once the key or the lease is gone, instead of winning with a dead key
- * (etcd-io/etcd#19597); and a leadership's `signal` aborts on the session's own deadline,
- * before etcd can expire the lease.
+ * A waiting candidate waits in the locks' own queue core (`FairMutex.waitInQueue`, queue-wait.ts):
+ * the same watch of the key right ahead, stream-stall handling and re-reads. So, unlike Go's
+ * Campaign, it re-reads its own key after every wake-up and fails with `LockLostError` once the
+ * key or the lease is gone, instead of winning with a dead key (etcd-io/etcd#19597); and a
+ * leadership's `signal` aborts on the session's own deadline, before etcd can expire the lease.
  */
 export class EtcdElections extends Elections {
   private readonly store: ElectionStore;
@@ -52,7 +52,15 @@ export class EtcdElections extends Elections {
       if (withdrawal) await scope.race(withdrawal);
       put = this.store.put(key, value, session.leaseId);
       token = await scope.race(put);
-      await this.waitForTurn(scope, session, resource, keyPrefix, key, token);
+      await this.client.queueCore().waitInQueue({
+        session,
+        resource,
+        prefix: keyPrefix,
+        key,
+        createRevision: token.toString(),
+        value: Buffer.from(value),
+        scope,
+      });
       if (!session.alive) throw new LockLostError(resource, 'the session expired as the election was won');
       return this.candidacy(session, key, token);
     } catch (err) {
@@ -115,61 +123,6 @@ export class EtcdElections extends Elections {
         };
       },
     };
-  }
-
-  /**
-   * Waits until no candidate key with a lower create revision is left. Watches only the key right
-   * ahead (from "now"), and re-reads on every event, on every (re)arming of the watch and at least
-   * every third of the TTL: the read, never the event, decides.
-   */
-  private async waitForTurn(scope: WaitScope, session: Session, resource: string, keyPrefix: string, key: string, token: bigint) {
-    let watched: string | undefined;
-    let stopWatch: (() => void) | undefined;
-    let wake!: () => void;
-    let woken: Promise<void>;
-    let announced = false;
-    try {
-      for (;;) {
-        woken = new Promise<void>(resolve => (wake = resolve));
-        const view = await this.readView(scope, keyPrefix, key, token);
-        if (!view.ownExists) throw new LockLostError(resource, 'our candidate key vanished while waiting (lease expired or key deleted)');
-        if (!view.predecessor) return;
-        if (!announced) {
-          announced = true;
-          this.events.emit({ type: 'waiting', resource, key });
-        }
-        if (watched !== view.predecessor.key) {
-          stopWatch?.();
-          watched = view.predecessor.key;
-          stopWatch = watchKeys(this.client.etcd, { key: watched, only: 'delete' }, () => wake(), this.logger);
-        }
-        let timer: NodeJS.Timeout | undefined;
-        const recheck = new Promise<void>(resolve => {
-          timer = setTimeout(resolve, ((session.grantedTtl * 1000) / 3) * (0.75 + Math.random() / 2));
-        });
-        try {
-          await scope.race(Promise.race([woken, recheck]));
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-    } finally {
-      stopWatch?.();
-    }
-  }
-
-  /** Re-reads, retrying while etcd cannot answer: the wait's own end (timeout, signal, lease) still ends it. */
-  private async readView(scope: WaitScope, keyPrefix: string, key: string, token: bigint): ReturnType<ElectionStore['view']> {
-    for (const pauses = backoffPauses(READ_RETRY); ;) {
-      try {
-        return await scope.race(this.store.view(keyPrefix, key, token));
-      } catch (err) {
-        if (scope.aborted || !(toLockError(err, 'reading the election') instanceof EtcdUnavailableError)) throw err;
-        const pause = pauses.next().value;
-        this.logger.debug?.(`${key}: reading the election failed, retrying in ${pause} ms: ${String(err)}`);
-        await scope.race(sleep(pause));
-      }
-    }
   }
 
   /** Deletes the key of a campaign that failed; a put whose outcome is unknown is waited for first. */

@@ -128,6 +128,14 @@ export class EtcdLockClient extends LockClient {
     return this.session(this.options.ttl, this.options.dialTimeout);
   }
 
+  /**
+   * The queue core its locks wait in, for elections to wait in it too.
+   * @internal For the library's own key layouts.
+   */
+  queueCore(): FairMutex {
+    return this.mutex;
+  }
+
   protected async acquireOne(resource: string, ttl: number, options: AcquireOneOptions): Promise<LockHandle> {
     const started = performance.now();
     const session = await this.session(ttl, this.options.dialTimeout);

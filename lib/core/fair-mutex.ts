@@ -6,7 +6,7 @@ import { toLockError } from './etcd-errors.js';
 import { LockHandle } from './handle.js';
 import { KeyCleanup } from './key-cleanup.js';
 import { idleWatchKey, resourcePrefix, waiterKey } from './keys.js';
-import { modeOfKey, modeSuffix, sameMode } from './lock-mode.js';
+import { EXCLUSIVE, modeOfKey, modeSuffix, sameMode } from './lock-mode.js';
 import { LeaseKeysAudit } from './lease-keys-audit.js';
 import type { AcquireOneOptions } from './lock-client.js';
 import type { LockEvents } from './lock-events.js';
@@ -158,6 +158,28 @@ export class FairMutex {
    * Starts shutting down: waiters cut off from now on reject with LockClientClosedError, and the
    * idle watch goes without waiting for etcd to confirm its cancel (a stalled stream never does).
    */
+  /**
+   * Waits in the queue under `prefix` with a key another layout put there (an election's
+   * candidate key, `<prefix><lease hex>`): the same exclusive rule, watches, re-reads and re-checks
+   * of our own key as a lock's wait. Resolves once nothing is ahead of it.
+   * @internal For the library's own layouts (elections).
+   */
+  async waitInQueue(queued: {
+    session: Session;
+    resource: string;
+    prefix: string;
+    key: string;
+    createRevision: string;
+    value: Buffer;
+    scope: WaitScope;
+  }): Promise<void> {
+    const { session, resource, prefix, key, createRevision, value, scope } = queued;
+    const acquisition = new Acquisition(session, resource, prefix, key, scope, false, EXCLUSIVE, value).queued(createRevision);
+    const view = await scope.race(this.store.view(prefix, key, createRevision, aheadReads(EXCLUSIVE)));
+    this.channel.noteRevision(view.revision);
+    await this.wait.waitForTurn(acquisition, view);
+  }
+
   close(): void {
     this.closing = true;
     this.channel.close();
