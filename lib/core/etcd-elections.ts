@@ -81,7 +81,15 @@ export class EtcdElections extends Elections {
   }
 
   protected watchPrefix(keyPrefix: string, onChange: () => void): () => void {
-    return watchKeys(this.client.etcd, { prefix: keyPrefix }, onChange, this.logger);
+    const stopWatch = watchKeys(this.client.etcd, { prefix: keyPrefix }, onChange, this.logger);
+    // The watch rides etcd3's one shared stream, which can stall or be refused (an expired auth
+    // token) without a word: re-read every third of the TTL too (observe() reports only changes).
+    const timer = setInterval(onChange, (this.client.options.ttl * 1000) / 3);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      stopWatch();
+    };
   }
 
   private candidacy(session: Session, key: string, token: bigint): Candidacy {
