@@ -81,15 +81,8 @@ export class EtcdElections extends Elections {
   }
 
   protected watchPrefix(keyPrefix: string, onChange: () => void): () => void {
-    const stopWatch = watchKeys(this.client.etcd, { prefix: keyPrefix }, onChange, this.logger);
-    // The watch rides etcd3's one shared stream, which can stall or be refused (an expired auth
-    // token) without a word: re-read every third of the TTL too (observe() reports only changes).
-    const timer = setInterval(onChange, (this.client.options.ttl * 1000) / 3);
-    timer.unref();
-    return () => {
-      clearInterval(timer);
-      stopWatch();
-    };
+    // Re-read every third of the TTL too (observe() reports only changes).
+    return watchKeys(this.client.etcd, { prefix: keyPrefix }, onChange, this.logger, (this.client.options.ttl * 1000) / 3);
   }
 
   private candidacy(session: Session, key: string, token: bigint): Candidacy {
@@ -120,15 +113,8 @@ export class EtcdElections extends Elections {
             )
             .finally(() => (verifying = false));
         };
-        // The watch rides etcd3's one shared stream; a read every third of the TTL covers a stream
-        // that stalled or was refused (an expired auth token) without telling anyone.
-        const stopWatch = watchKeys(this.client.etcd, { key, only: 'delete' }, verify, this.logger);
-        const timer = setInterval(verify, (session.grantedTtl * 1000) / 3);
-        timer.unref();
-        return () => {
-          clearInterval(timer);
-          stopWatch();
-        };
+        // Also re-read every third of the TTL: a deleted key must not hide behind a stalled stream.
+        return watchKeys(this.client.etcd, { key, only: 'delete' }, verify, this.logger, (session.grantedTtl * 1000) / 3);
       },
     };
   }

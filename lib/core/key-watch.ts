@@ -11,10 +11,14 @@ export type WatchTarget = { key: string; only?: 'delete' } | { prefix: string };
  * Watches keys from "now" and calls `onChange` on every event and every time the watch is
  * (re)armed: at first, after etcd3 resumed a broken stream, and after a watch that etcd ended
  * (a compacted revision) was created anew. The caller re-reads on each call, so the gap before a
- * watch is armed is covered, and no event is ever the only source of truth. Returns the stopper.
+ * watch is armed is covered, and no event is ever the only source of truth. With `recheckEveryMs`
+ * it also calls `onChange` that often: the watch rides etcd3's one shared stream, which can stall or
+ * be refused (an expired auth token) without a word. Returns the stopper.
  */
-export function watchKeys(etcd: Etcd3, target: WatchTarget, onChange: () => void, logger: LockLogger): () => void {
+export function watchKeys(etcd: Etcd3, target: WatchTarget, onChange: () => void, logger: LockLogger, recheckEveryMs?: number): () => void {
   let stopped = false;
+  const recheck = recheckEveryMs === undefined ? undefined : setInterval(onChange, recheckEveryMs);
+  recheck?.unref();
   let current: Watcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   const drop = (watcher: Watcher) => {
@@ -47,6 +51,7 @@ export function watchKeys(etcd: Etcd3, target: WatchTarget, onChange: () => void
   open();
   return () => {
     stopped = true;
+    clearInterval(recheck);
     clearTimeout(timer);
     if (current) drop(current);
     current = undefined;
